@@ -1,0 +1,59 @@
+"""Parse DAG files from a dags folder once, and again only when a file changes."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class DagNotFound(LookupError):
+    """No file in the dags folder defines the DAG (the message names files that failed to import)."""
+
+    @classmethod
+    def in_folder(cls, dag_id: str, folder: Path, import_errors: dict[str, str]) -> DagNotFound:
+        detail = "".join(f"\n  {path}: {error.strip().splitlines()[-1]}" for path, error in import_errors.items())
+        suffix = f"; files that failed to import:{detail}" if detail else ""
+        return cls(f"DAG {dag_id!r} is not in the dags folder {folder}{suffix}")
+
+
+@dataclass
+class _ParsedFile:
+    mtime_ns: int
+    dags: dict[str, Any] = field(default_factory=dict)
+    import_error: str | None = None
+
+
+class DagLoader:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self._files: dict[Path, _ParsedFile] = {}
+        self._lock = threading.Lock()
+
+    def get_dag(self, dag_id: str) -> Any:
+        """The DAG object, with its real callables, as its file defines it now."""
+        with self._lock:
+            self._refresh()
+            for parsed in self._files.values():
+                if dag_id in parsed.dags:
+                    return parsed.dags[dag_id]
+            errors = {str(path): p.import_error for path, p in self._files.items() if p.import_error}
+            raise DagNotFound.in_folder(dag_id, self.folder, errors)
+
+    def _refresh(self) -> None:
+        current = {path: path.stat().st_mtime_ns for path in sorted(self.folder.rglob("*.py"))}
+        for path in self._files.keys() - current.keys():
+            del self._files[path]
+        for path, mtime_ns in current.items():
+            known = self._files.get(path)
+            if known is None or known.mtime_ns != mtime_ns:
+                self._files[path] = self._parse(path, mtime_ns)
+
+    @staticmethod
+    def _parse(path: Path, mtime_ns: int) -> _ParsedFile:
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(path), safe_mode=False)
+        error = next(iter(bag.import_errors.values()), None)
+        return _ParsedFile(mtime_ns=mtime_ns, dags=dict(bag.dags), import_error=error)

@@ -1,0 +1,114 @@
+"""Answer a task's requests to its "supervisor" from the data the workflow sent along.
+
+In Airflow 3 a running task talks to a supervisor process, which forwards XCom, Variable and
+state calls to the API server and its database. Here the workflow's state is the database: the
+activity input carries the XComs the task may pull, and whatever the task reports (XComs it
+pushes, how it ended, downstream tasks to skip) is collected into the activity's result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk.exceptions import ErrorType
+from airflow.sdk.execution_time import comms
+
+from schemas.runs import TaskTryRequest, XComEntry
+
+_IGNORED = (comms.MaskSecret, comms.SetRenderedFields, comms.ResendLoggingFD)
+
+
+class UnsupportedTaskRequest(RuntimeError):
+    """The task asked for something dagbridge does not provide to tasks."""
+
+
+class InMemorySupervisorComms:
+    def __init__(self, request: TaskTryRequest) -> None:
+        self._request = request
+        self._xcoms: dict[tuple[str, int, str], Any] = {
+            (x.task_id, x.map_index, x.key): x.value for x in request.upstream_xcoms
+        }
+        self.pushed: dict[str, XComEntry] = {}
+        self.mapped_length: int | None = None
+        self.outcome: Any = None
+        self.skip_downstream: list[str] = []
+        self.rendered_map_index: str | None = None
+
+    def send(self, msg: Any) -> Any:
+        handler = getattr(self, f"_on_{type(msg).__name__}", None)
+        if handler is not None:
+            return handler(msg)
+        if isinstance(msg, _IGNORED):
+            return None
+        raise UnsupportedTaskRequest(f"dagbridge does not serve {type(msg).__name__} requests from tasks")
+
+    async def asend(self, msg: Any) -> Any:
+        return self.send(msg)
+
+    def _value(self, task_id: str, map_index: int | None, key: str) -> Any:
+        if task_id == self._request.task_id and key in self.pushed:
+            return self.pushed[key].value
+        return self._xcoms.get((task_id, -1 if map_index is None else map_index, key))
+
+    def _sequence(self, task_id: str, key: str) -> list[Any]:
+        """All values of one task's key in map-index order, as Airflow's XCom table returns them."""
+        found = sorted(
+            (map_index, value) for (t, map_index, k), value in self._xcoms.items() if t == task_id and k == key
+        )
+        return [value for _, value in found]
+
+    def _on_GetXCom(self, msg: comms.GetXCom) -> comms.XComResult:
+        return comms.XComResult(key=msg.key, value=self._value(msg.task_id, msg.map_index, msg.key))
+
+    def _on_GetXComCount(self, msg: comms.GetXComCount) -> comms.XComCountResponse:
+        return comms.XComCountResponse(len=len(self._sequence(msg.task_id, msg.key)))
+
+    def _on_GetXComSequenceItem(self, msg: comms.GetXComSequenceItem) -> Any:
+        sequence = self._sequence(msg.task_id, msg.key)
+        try:
+            return comms.XComSequenceIndexResult(root=sequence[msg.offset])
+        except IndexError:
+            return comms.ErrorResponse(error=ErrorType.XCOM_NOT_FOUND, detail={"offset": msg.offset})
+
+    def _on_GetXComSequenceSlice(self, msg: comms.GetXComSequenceSlice) -> comms.XComSequenceSliceResult:
+        sequence = self._sequence(msg.task_id, msg.key)
+        return comms.XComSequenceSliceResult(root=sequence[msg.start : msg.stop : msg.step])
+
+    def _on_SetXCom(self, msg: comms.SetXCom) -> None:
+        self.pushed[msg.key] = XComEntry(
+            task_id=msg.task_id, map_index=self._request.map_index, key=msg.key, value=msg.value
+        )
+        if msg.mapped_length is not None:
+            self.mapped_length = msg.mapped_length
+
+    def _on_DeleteXCom(self, msg: comms.DeleteXCom) -> None:
+        self.pushed.pop(msg.key, None)
+
+    def _on_GetVariable(self, msg: comms.GetVariable) -> comms.ErrorResponse:
+        return comms.ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": msg.key})
+
+    def _on_GetConnection(self, msg: comms.GetConnection) -> comms.ErrorResponse:
+        return comms.ErrorResponse(error=ErrorType.CONNECTION_NOT_FOUND, detail={"conn_id": msg.conn_id})
+
+    def _on_ValidateInletsAndOutlets(self, msg: comms.ValidateInletsAndOutlets) -> comms.InactiveAssetsResult:
+        return comms.InactiveAssetsResult(inactive_assets=[])
+
+    def _on_SetRenderedMapIndex(self, msg: comms.SetRenderedMapIndex) -> None:
+        self.rendered_map_index = msg.rendered_map_index
+
+    def _on_SkipDownstreamTasks(self, msg: comms.SkipDownstreamTasks) -> None:
+        for task in msg.tasks:
+            self.skip_downstream.append(task if isinstance(task, str) else task[0])
+
+    def _finish(self, msg: Any) -> None:
+        self.outcome = msg
+
+    _on_SucceedTask = _finish
+    _on_TaskState = _finish
+    _on_RetryTask = _finish
+    _on_RescheduleTask = _finish
+
+    @property
+    def end_date(self) -> datetime | None:
+        return getattr(self.outcome, "end_date", None)

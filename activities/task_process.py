@@ -1,0 +1,119 @@
+"""Run one task try with Airflow's own task runner, inside a dedicated pool process.
+
+Airflow's runner keeps per-task state in process globals (the supervisor channel, the current
+context stack), installs a SIGTERM handler, and enforces ``execution_timeout`` with SIGALRM,
+all of which need the main thread of a process that runs one task at a time. Pool processes
+give exactly that, parse each DAG file once, and keep concurrent tries out of each other's way.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from activities.dag_loader import DagLoader
+from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
+
+_loader: DagLoader | None = None
+
+# Airflow's run ids and dag versions are UUIDs its runner only echoes back; derive them from
+# the task instance so they are stable across retries of the same activity.
+_NAMESPACE = uuid.UUID("0b8a7f53-6c1e-4c55-9b53-6d6a1f0c2a11")
+
+
+def init_task_process(dags_folder: str) -> None:
+    """Pool initializer: import Airflow once and remember where the DAGs are."""
+    global _loader
+    import airflow.sdk.execution_time.task_runner  # noqa: F401  (the expensive import, done up front)
+
+    _loader = DagLoader(Path(dags_folder))
+
+
+def warm_up() -> int:
+    return os.getpid()
+
+
+def run_task_try(request: TaskTryRequest) -> TaskTryResult:
+    from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
+    from airflow.sdk.execution_time.supervisor import set_supervisor_comms
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize, run
+    from airflow.utils.state import TaskInstanceState
+    import structlog
+
+    from activities.supervisor_comms import InMemorySupervisorComms
+
+    assert _loader is not None, "init_task_process was not called"
+    dag = _loader.get_dag(request.dag_run.dag_id)
+    task = dag.get_task(request.task_id)
+    run_info = request.dag_run
+    ti_key = f"{run_info.dag_id}/{run_info.run_id}/{request.task_id}/{request.map_index}"
+    start_date = datetime.now(tz=timezone.utc)
+    ti_context = TIRunContext(
+        dag_run=DagRun(
+            dag_id=run_info.dag_id,
+            run_id=run_info.run_id,
+            logical_date=run_info.logical_date,
+            data_interval_start=run_info.data_interval_start,
+            data_interval_end=run_info.data_interval_end,
+            run_after=run_info.run_after,
+            start_date=run_info.start_date,
+            end_date=None,
+            run_type=run_info.run_type,
+            state="running",
+            conf=run_info.conf,
+            consumed_asset_events=[],
+            partition_key=None,
+        ),
+        max_tries=request.max_tries,
+        should_retry=request.max_tries != 0 and request.try_number <= request.max_tries,
+        start_date=start_date,
+    )
+    ti = RuntimeTaskInstance.model_construct(
+        id=uuid.uuid5(_NAMESPACE, f"{ti_key}/{request.try_number}"),
+        task_id=request.task_id,
+        dag_id=run_info.dag_id,
+        run_id=run_info.run_id,
+        try_number=request.try_number,
+        map_index=request.map_index,
+        dag_version_id=uuid.uuid5(_NAMESPACE, run_info.dag_id),
+        queue=task.queue,
+        task=task,
+        _ti_context_from_server=ti_context,
+        max_tries=request.max_tries,
+        start_date=start_date,
+        state=TaskInstanceState.RUNNING,
+    )
+
+    comms = InMemorySupervisorComms(request)
+    environment = dict(os.environ)
+    log = structlog.get_logger(logger_name="task").bind(
+        dag_id=run_info.dag_id, run_id=run_info.run_id, task_id=request.task_id, map_index=request.map_index
+    )
+    try:
+        with set_supervisor_comms(comms):
+            context = ti.get_template_context()
+            state, _, error = run(ti, context, log)
+            context["exception"] = error
+            finalize(ti, state, context, log, error)
+    finally:
+        # A task may change the environment; the next try in this process must not see it.
+        os.environ.clear()
+        os.environ.update(environment)
+
+    return TaskTryResult(
+        task_id=request.task_id,
+        map_index=request.map_index,
+        try_number=request.try_number,
+        state=TaskState(state.value),
+        start_date=start_date,
+        end_date=comms.end_date or ti.end_date or datetime.now(tz=timezone.utc),
+        error=TaskError(type=type(error).__name__, message=str(error)) if error is not None else None,
+        xcoms=list(comms.pushed.values()),
+        mapped_length=comms.mapped_length,
+        skip_downstream=comms.skip_downstream,
+        retry_delay_seconds=getattr(comms.outcome, "retry_delay_seconds", None),
+        reschedule_date=getattr(comms.outcome, "reschedule_date", None),
+        rendered_map_index=comms.rendered_map_index,
+    )

@@ -1,0 +1,1 @@
+"""The Kafka side: trigger consumer, DLQ, and the ``dagbridge`` command line."""

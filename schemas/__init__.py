@@ -1,0 +1,1 @@
+"""Pydantic models: what crosses a process boundary (Kafka messages, Temporal payloads, settings)."""

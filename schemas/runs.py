@@ -1,0 +1,146 @@
+"""Payloads of the DAG-run workflow and of its task activities.
+
+They travel through Temporal's Pydantic data converter, so datetimes stay timezone-aware and
+enums keep their type on both sides. XCom values are carried in Airflow's own serialized form
+(what ``XCom.serialize_value`` produces), so any value Airflow can store round-trips unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JsonValue = Any
+
+
+class TaskState(str, Enum):
+    """How one task try ended, as Airflow names it."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunOptions(_Payload):
+    """Execution knobs decided by whoever starts the run, recorded in history so replays agree."""
+
+    default_task_queue: str = "dagbridge"
+    task_start_to_close_timeout_seconds: float = 24 * 3600
+    task_heartbeat_timeout_seconds: float = 30
+
+
+class DagRunRequest(_Payload):
+    """Input of the DAG-run workflow."""
+
+    dag_id: str
+    run_id: str
+    logical_date: datetime | None = None
+    conf: dict[str, Any] = Field(default_factory=dict)
+    serialized_dag: dict[str, Any] | None = Field(
+        default=None,
+        description="Airflow's serialized DAG; loaded from the worker's dags folder when absent.",
+    )
+    options: RunOptions = RunOptions()
+
+
+class XComEntry(_Payload):
+    task_id: str
+    map_index: int = -1
+    key: str
+    value: JsonValue = None
+
+
+class TaskError(_Payload):
+    type: str
+    message: str
+
+
+class TaskInstanceResult(_Payload):
+    task_id: str
+    map_index: int = -1
+    state: str | None
+    try_number: int
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    xcom: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+
+class DagRunResult(_Payload):
+    dag_id: str
+    run_id: str
+    state: str
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    error: str | None = None
+    task_instances: list[TaskInstanceResult] = Field(default_factory=list)
+
+    @property
+    def tasks_succeeded(self) -> int:
+        return sum(ti.state == TaskState.SUCCESS.value for ti in self.task_instances)
+
+    @property
+    def tasks_failed(self) -> int:
+        return sum(ti.state in ("failed", "upstream_failed") for ti in self.task_instances)
+
+
+class DagRunContext(_Payload):
+    """What a task needs to know about its DAG run (Airflow's ``dag_run`` in the context)."""
+
+    dag_id: str
+    run_id: str
+    run_type: str
+    logical_date: datetime | None
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+    run_after: datetime
+    start_date: datetime | None
+    conf: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskTryRequest(_Payload):
+    """Input of the activity that runs one try of one task instance."""
+
+    dag_run: DagRunContext
+    task_id: str
+    map_index: int = -1
+    try_number: int
+    max_tries: int
+    upstream_xcoms: list[XComEntry] = Field(default_factory=list)
+    upstream_map_indexes: dict[str, int | list[int] | None] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+
+class TaskTryResult(_Payload):
+    """How a try ended and what it left behind for the scheduler and downstream tasks."""
+
+    task_id: str
+    map_index: int = -1
+    try_number: int
+    state: TaskState
+    start_date: datetime
+    end_date: datetime
+    error: TaskError | None = None
+    xcoms: list[XComEntry] = Field(default_factory=list)
+    mapped_length: int | None = Field(
+        default=None, description="Length of the return value, when downstream tasks map over it"
+    )
+    skip_downstream: list[str] = Field(default_factory=list)
+    retry_delay_seconds: float | None = None
+    reschedule_date: datetime | None = None
+    rendered_map_index: str | None = None

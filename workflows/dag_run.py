@@ -1,0 +1,172 @@
+"""The DAG-run workflow: Airflow decides what is ready, Temporal runs it durably."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from airflow.configuration import conf as airflow_conf
+
+    from activities.dags import DagActivities
+    from activities.tasks import TaskActivities
+    from schemas.runs import (
+        DagRunRequest,
+        DagRunResult,
+        TaskError,
+        TaskState,
+        TaskTryRequest,
+        TaskTryResult,
+        XComEntry,
+    )
+    from workflows.airflow_db import private_airflow_session
+    from workflows.airflow_run import AirflowDagRun, ReadyTask
+    from workflows.client import DAG_RUN_WORKFLOW
+
+AIRFLOW_DEFAULT_QUEUE = airflow_conf.get("operators", "default_queue")
+
+# Task failures come back as results and follow Airflow's own retry rules; Temporal only
+# retries what never produced a result (a worker that died, a lost connection).
+ACTIVITY_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=["DagNotFound", "TaskNotFound"],
+)
+
+
+@workflow.defn(name=DAG_RUN_WORKFLOW, sandboxed=False)
+class DagRunWorkflow:
+    """Runs one Airflow DAG run to completion.
+
+    Unsandboxed: Airflow and SQLAlchemy cannot be re-imported into the sandbox per run at any
+    reasonable cost. Determinism is instead guaranteed by construction (private database,
+    workflow clock, ordered decisions) and checked by replaying every history the tests produce.
+    """
+
+    def __init__(self) -> None:
+        self._finished_tries: list[TaskTryResult] = []
+        self._running: int = 0
+        self._xcoms: dict[tuple[str, int], list[XComEntry]] = {}
+
+    @workflow.run
+    async def run(self, request: DagRunRequest) -> DagRunResult:
+        serialized_dag = request.serialized_dag or await workflow.execute_activity_method(
+            DagActivities.load_serialized_dag,
+            request.dag_id,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=ACTIVITY_RETRY_POLICY,
+        )
+        with private_airflow_session() as session:
+            try:
+                dag_run = AirflowDagRun.create(
+                    session,
+                    serialized_dag=serialized_dag,
+                    run_id=request.run_id,
+                    logical_date=request.logical_date,
+                    conf=request.conf,
+                    now=workflow.now(),
+                )
+            except ValueError as err:
+                raise ApplicationError(
+                    f"DAG run {request.dag_id}/{request.run_id} cannot start: {err}",
+                    type="InvalidDagRun",
+                    non_retryable=True,
+                ) from err
+            error = await self._drive(dag_run, request)
+            return self._result(dag_run, error)
+
+    async def _drive(self, dag_run: AirflowDagRun, request: DagRunRequest) -> str | None:
+        """Alternate between Airflow's decisions and the outcomes of the tries it asked for."""
+        while True:
+            for task in dag_run.schedule():
+                self._start_try(dag_run, task, request)
+            if dag_run.finished:
+                return None
+            if not self._finished_tries:
+                wakeup = dag_run.next_wakeup()
+                if self._running == 0 and wakeup is None:
+                    dag_run.fail(workflow.now())
+                    return "no task is running or waiting, yet the run is not finished"
+                await self._wait_for_outcome_until(wakeup)
+            while self._finished_tries:
+                dag_run.record(self._finished_tries.pop(0))
+
+    async def _wait_for_outcome_until(self, wakeup) -> None:
+        timeout = None
+        if wakeup is not None:
+            timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
+        try:
+            await workflow.wait_condition(lambda: bool(self._finished_tries), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _start_try(self, dag_run: AirflowDagRun, task: ReadyTask, request: DagRunRequest) -> None:
+        upstream = dag_run.upstream_task_ids(task.task_id)
+        try_request = TaskTryRequest(
+            dag_run=dag_run.context(),
+            task_id=task.task_id,
+            map_index=task.map_index,
+            try_number=task.try_number,
+            max_tries=task.max_tries,
+            upstream_xcoms=[
+                entry
+                for (task_id, _), entries in sorted(self._xcoms.items())
+                if task_id in upstream
+                for entry in entries
+            ],
+        )
+        queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
+        self._running += 1
+        asyncio.create_task(self._run_try(try_request, queue, request))
+
+    async def _run_try(self, try_request: TaskTryRequest, queue: str, request: DagRunRequest) -> None:
+        options = request.options
+        started = workflow.now()
+        try:
+            result = await workflow.execute_activity_method(
+                TaskActivities.run_task_try,
+                try_request,
+                activity_id=f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}",
+                task_queue=queue,
+                start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
+                heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
+                retry_policy=ACTIVITY_RETRY_POLICY,
+            )
+        except ActivityError as err:
+            cause = err.cause or err
+            retry = try_request.try_number <= try_request.max_tries
+            result = TaskTryResult(
+                task_id=try_request.task_id,
+                map_index=try_request.map_index,
+                try_number=try_request.try_number,
+                state=TaskState.UP_FOR_RETRY if retry else TaskState.FAILED,
+                start_date=started,
+                end_date=workflow.now(),
+                error=TaskError(type=type(cause).__name__, message=str(cause)),
+            )
+        self._xcoms[(result.task_id, result.map_index)] = list(result.xcoms)
+        self._running -= 1
+        self._finished_tries.append(result)
+
+    def _result(self, dag_run: AirflowDagRun, error: str | None) -> DagRunResult:
+        result = dag_run.result(error)
+        return result.model_copy(
+            update={
+                "task_instances": [
+                    ti.model_copy(
+                        update={
+                            "xcom": {
+                                entry.key: entry.value for entry in self._xcoms.get((ti.task_id, ti.map_index), [])
+                            }
+                        }
+                    )
+                    for ti in result.task_instances
+                ]
+            }
+        )
