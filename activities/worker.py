@@ -19,7 +19,8 @@ from workflows.dag_run import DagRunWorkflow
 log = logging.getLogger(__name__)
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set; ``ready`` is set once the worker polls its task queue."""
     install_workflow_clock()
     client = await connect(settings)
     pool = TaskProcessPool(settings.dags_folder, settings.task_processes)
@@ -36,7 +37,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                     TaskActivities(pool).run_task_try,
                 ],
                 activity_executor=executor,
-                max_concurrent_activities=settings.task_processes + 4,
+                max_concurrent_activities=settings.task_processes + 2,
             )
             async with worker:
                 log.info(
@@ -45,6 +46,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                     settings.temporal_address,
                     settings.dags_folder,
                 )
+                if ready is not None:
+                    ready.set()
                 await stop.wait()
     finally:
         pool.shutdown()

@@ -120,20 +120,27 @@ class AirflowDagRun:
         """Let Airflow settle the run's state and hand out what is ready to run.
 
         Airflow finishes some task instances itself (EmptyOperator, skips through trigger
-        rules), which can unblock others, so this repeats until Airflow has nothing more to
-        decide. Tasks handed out are marked running: this workflow is their executor.
+        rules, upstream_failed), which can decide others, so this repeats until a pass changes
+        nothing. Tasks handed out are marked running: this workflow is their executor.
         """
         ready: list[ReadyTask] = []
         while True:
+            states_before = self._task_states()
             self._dag_run.dag = self.dag
             schedulable, _ = self._dag_run.update_state(session=self._session, execute_callbacks=False)
-            if self.finished or not schedulable:
+            if self.finished:
                 break
-            self._dag_run.schedule_tis(schedulable, session=self._session)
-            # schedule_tis updates rows in bulk without refreshing loaded objects.
-            self._session.expire_all()
-            ready.extend(self._claim_scheduled())
+            if schedulable:
+                self._dag_run.schedule_tis(schedulable, session=self._session)
+                # schedule_tis updates rows in bulk without refreshing loaded objects.
+                self._session.expire_all()
+                ready.extend(self._claim_scheduled())
+            elif self._task_states() == states_before:
+                break
         return sorted(ready, key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
+
+    def _task_states(self) -> list[tuple[str, int, str | None]]:
+        return [(ti.task_id, ti.map_index, ti.state) for ti in self._task_instances()]
 
     def _claim_scheduled(self) -> list[ReadyTask]:
         claimed = []
