@@ -56,12 +56,7 @@ class DagRunWorkflow:
 
     @workflow.run
     async def run(self, request: DagRunRequest) -> DagRunResult:
-        serialized_dag = request.serialized_dag or await workflow.execute_activity_method(
-            DagActivities.load_serialized_dag,
-            request.dag_id,
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=ACTIVITY_RETRY_POLICY,
-        )
+        serialized_dag = request.serialized_dag or await self._load_dag(request.dag_id)
         with private_airflow_session() as session:
             try:
                 dag_run = AirflowDagRun.create(
@@ -80,6 +75,20 @@ class DagRunWorkflow:
                 ) from err
             error = await self._drive(dag_run, request)
             return self._result(dag_run, error)
+
+    async def _load_dag(self, dag_id: str) -> dict:
+        try:
+            return await workflow.execute_activity_method(
+                DagActivities.load_serialized_dag,
+                dag_id,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=ACTIVITY_RETRY_POLICY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "DagNotFound":
+                raise ApplicationError(cause.message, type="DagNotFound", non_retryable=True) from err
+            raise
 
     async def _drive(self, dag_run: AirflowDagRun, request: DagRunRequest) -> str | None:
         """Alternate between Airflow's decisions and the outcomes of the tries it asked for."""

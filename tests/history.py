@@ -1,0 +1,20 @@
+"""Read what a workflow did from its Temporal history."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+
+
+async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, str]]:
+    """(activity type, activity id, task queue) of every activity the workflow scheduled, in order."""
+    history = await handle.fetch_history()
+    return [
+        (
+            event.activity_task_scheduled_event_attributes.activity_type.name,
+            event.activity_task_scheduled_event_attributes.activity_id,
+            event.activity_task_scheduled_event_attributes.task_queue.name,
+        )
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]

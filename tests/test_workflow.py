@@ -1,0 +1,146 @@
+"""The DAG-run workflow against a real Temporal dev server (the seed's test plan, for this design)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from airflow.models.dagbundle import DagBundleModel
+from airflow.serialization.serialized_objects import DagSerialization
+from sqlalchemy import func, select
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from activities.dag_loader import DagLoader
+from activities.worker import run_worker
+from schemas.runs import TaskState
+from schemas.settings import Settings
+from tests.conftest import TEST_DAGS, DagRunner
+from tests.history import scheduled_activities
+from workflows.airflow_db import private_airflow_session
+
+
+def test_private_database_starts_empty_and_is_never_shared() -> None:
+    with private_airflow_session() as first, private_airflow_session() as second:
+        first.add(DagBundleModel(name="only-in-first"))
+        first.flush()
+        assert first.scalar(select(func.count()).select_from(DagBundleModel)) == 1
+        assert second.scalar(select(func.count()).select_from(DagBundleModel)) == 0
+    with private_airflow_session() as fresh:
+        assert fresh.scalar(select(func.count()).select_from(DagBundleModel)) == 0
+
+
+async def test_chain_passes_xcoms_downstream(run_dag: DagRunner) -> None:
+    result = await run_dag("conformance_taskflow_chain")
+
+    assert result.state == "success"
+    values = {ti.task_id: ti.xcom["return_value"] for ti in result.task_instances}
+    assert values == {
+        "numbers": [3, 1, 2],
+        "ordered": [1, 2, 3],
+        "described": {"first": 1, "last": 3, "count": 3},
+    }
+    assert (result.tasks_succeeded, result.tasks_failed) == (3, 0)
+
+
+async def test_serialized_dag_from_input_skips_loading(run_dag: DagRunner) -> None:
+    dag = DagLoader(TEST_DAGS).get_dag("conformance_taskflow_chain")
+    handle = await run_dag.start("conformance_taskflow_chain", serialized_dag=DagSerialization.to_dict(dag))
+    result = await handle.result()
+
+    assert result.state == "success"
+    assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["run_task_try"] * 3
+
+
+async def test_dag_is_loaded_by_an_activity_when_not_given(run_dag: DagRunner) -> None:
+    handle = await run_dag.start("conformance_taskflow_chain")
+    await handle.result()
+
+    assert (await scheduled_activities(handle))[0][0] == "load_serialized_dag"
+
+
+async def test_result_accounts_for_every_task_instance(run_dag: DagRunner) -> None:
+    result = await run_dag("conformance_failure_cleanup")
+
+    assert result.state == "failed"
+    assert {ti.task_id: (ti.state, ti.try_number) for ti in result.task_instances} == {
+        "prepare": ("success", 1),
+        "explode": ("failed", 1),
+        "publish": ("upstream_failed", 0),
+        "after_publish": ("upstream_failed", 0),
+        "cleanup": ("success", 1),
+    }
+    assert (result.tasks_succeeded, result.tasks_failed) == (2, 3)
+
+
+async def test_empty_operators_finish_without_activities(run_dag: DagRunner) -> None:
+    handle = await run_dag.start("only_empty")
+    result = await handle.result()
+
+    assert result.state == "success"
+    assert {ti.state for ti in result.task_instances} == {"success"}
+    assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["load_serialized_dag"]
+
+
+async def test_activity_ids_are_stable_and_queues_route_tasks(
+    run_dag: DagRunner, worker_settings: Settings
+) -> None:
+    settings = worker_settings.model_copy(update={"task_queue": "dagbridge-tests-special", "task_processes": 1})
+    stop, ready = asyncio.Event(), asyncio.Event()
+    special_worker = asyncio.create_task(run_worker(settings, stop, ready))
+    await ready.wait()
+    try:
+        handle = await run_dag.start("queue_routing")
+        result = await handle.result()
+    finally:
+        stop.set()
+        await special_worker
+
+    assert result.state == "success"
+    assert {ti.task_id: ti.xcom["return_value"] for ti in result.task_instances}["on_special"] == (
+        "default then special"
+    )
+    assert [(activity_id, queue) for _, activity_id, queue in await scheduled_activities(handle)][1:] == [
+        ("on_default:-1:1", "dagbridge-tests"),
+        ("on_special:-1:1", "dagbridge-tests-special"),
+    ]
+
+
+async def test_independent_tasks_run_in_parallel(run_dag: DagRunner) -> None:
+    result = await run_dag("parallel_sleepers")
+
+    assert result.state == "success"
+    a, b = sorted(result.task_instances, key=lambda ti: ti.task_id)
+    assert a.start_date < b.end_date and b.start_date < a.end_date, "the two tries did not overlap"
+
+
+async def test_concurrent_runs_of_one_dag_do_not_mix(run_dag: DagRunner) -> None:
+    results = await asyncio.gather(*(run_dag("validated_params", conf={"factor": f}) for f in (1, 2, 3)))
+
+    assert [r.task_instances[0].xcom["return_value"]["value"] for r in results] == [21, 42, 63]
+
+
+async def test_unknown_dag_fails_the_run_clearly(run_dag: DagRunner) -> None:
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run_dag("no_such_dag")
+
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert "no_such_dag" in cause.message and "not in the dags folder" in cause.message
+
+
+async def test_conf_violating_params_fails_the_run_clearly(run_dag: DagRunner) -> None:
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run_dag("validated_params", conf={"factor": "many"})
+
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidDagRun"
+    assert "factor" in cause.message
+
+
+async def test_failed_try_is_retried_by_airflow_rules(run_dag: DagRunner) -> None:
+    result = await run_dag("conformance_retry_then_succeed")
+
+    outcome = {ti.task_id: (ti.state, ti.try_number) for ti in result.task_instances}
+    assert outcome == {"flaky": (TaskState.SUCCESS.value, 2), "always_fails": (TaskState.FAILED.value, 2)}
+    assert {ti.task_id: ti.xcom.get("return_value") for ti in result.task_instances}["flaky"] == 2
