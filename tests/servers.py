@@ -351,10 +351,16 @@ class TansuBroker(_ServerProcess):
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in self._unwanted_env}
+        env["NO_COLOR"] = "1"  # plain log lines, readable in a ServerStartError
         env.update(self.extra_env)
         return env
 
     async def _probe(self) -> None:
+        # aiokafka logs an error for every refused connection; a plain TCP connect
+        # keeps the not-yet-listening phase quiet.
+        _, writer = await asyncio.open_connection(LOOPBACK, self.port)
+        writer.close()
+        await writer.wait_closed()
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
         try:
             await admin.start()

@@ -1,0 +1,96 @@
+"""A worker killed with SIGKILL in the middle of a task loses nothing: another worker finishes the run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import WorkflowHandle
+
+from schemas.runs import RunOptions
+from schemas.settings import Settings
+from tests.conftest import TEST_DAGS, DagRunner
+
+QUEUE = "dagbridge-tests-durability"
+
+
+class WorkerProcess:
+    """``dagbridge worker`` in its own process group, so a kill takes its task processes too."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "worker"],
+            env={
+                **os.environ,
+                "DAGBRIDGE_TEMPORAL_ADDRESS": settings.temporal_address,
+                "DAGBRIDGE_TASK_QUEUE": QUEUE,
+                "DAGBRIDGE_DAGS_FOLDER": str(TEST_DAGS),
+                "DAGBRIDGE_TASK_PROCESSES": "1",
+            },
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture
+def worker_processes(worker_settings: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.terminate()
+
+
+async def wait_until_running(handle: WorkflowHandle, activity_id: str, timeout: float = 60) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            description = await handle.describe()
+            if any(
+                pending.activity_id == activity_id and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                for pending in description.raw_description.pending_activities
+            ):
+                return
+            await asyncio.sleep(0.2)
+
+
+async def test_run_survives_worker_killed_mid_task(
+    run_dag: DagRunner, worker_settings: Settings, worker_processes: list[WorkerProcess], tmp_path: Path
+) -> None:
+    worker_processes.append(WorkerProcess(worker_settings, tmp_path / "first-worker.log"))
+    handle = await run_dag.start(
+        "slow_chain",
+        task_queue=QUEUE,
+        options=RunOptions(default_task_queue=QUEUE, task_heartbeat_timeout_seconds=2),
+    )
+    await wait_until_running(handle, "slow:-1:1")
+
+    worker_processes[0].kill()
+    worker_processes.append(WorkerProcess(worker_settings, tmp_path / "second-worker.log"))
+    result = await asyncio.wait_for(handle.result(), timeout=120)
+
+    assert result.state == "success"
+    assert {ti.task_id: (ti.state, ti.try_number, ti.xcom["return_value"]) for ti in result.task_instances} == {
+        "begin": ("success", 1, 7),
+        "slow": ("success", 1, 42),
+        "finish": ("success", 1, "answer 42"),
+    }
+    description = await handle.describe()
+    assert description.raw_description.pending_activities == []
