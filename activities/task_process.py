@@ -8,12 +8,20 @@ give exactly that, parse each DAG file once, and keep concurrent tries out of ea
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import structlog
+from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
+from airflow.sdk.execution_time.supervisor import set_supervisor_comms
+from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize, run
+from airflow.utils.state import TaskInstanceState
+
 from activities.dag_loader import DagLoader
+from activities.supervisor_comms import InMemorySupervisorComms
 from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
 
 _loader: DagLoader | None = None
@@ -24,11 +32,11 @@ _NAMESPACE = uuid.UUID("0b8a7f53-6c1e-4c55-9b53-6d6a1f0c2a11")
 
 
 def init_task_process(dags_folder: str) -> None:
-    """Pool initializer: import Airflow once and remember where the DAGs are."""
+    """Pool initializer: remember where the DAGs are (importing this module imported Airflow)."""
     global _loader
-    import airflow.sdk.execution_time.task_runner  # noqa: F401  (the expensive import, done up front)
-
     _loader = DagLoader(Path(dags_folder))
+    gc.collect()
+    gc.freeze()
 
 
 def warm_up() -> int:
@@ -36,14 +44,6 @@ def warm_up() -> int:
 
 
 def run_task_try(request: TaskTryRequest) -> TaskTryResult:
-    from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
-    from airflow.sdk.execution_time.supervisor import set_supervisor_comms
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize, run
-    from airflow.utils.state import TaskInstanceState
-    import structlog
-
-    from activities.supervisor_comms import InMemorySupervisorComms
-
     assert _loader is not None, "init_task_process was not called"
     dag = _loader.get_dag(request.dag_run.dag_id)
     task = dag.get_task(request.task_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -11,8 +12,11 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import task_process
+from activities import metrics, task_process
 from activities.dag_loader import DagNotFound
+from activities.events import EventPublisher
+from bridge.backoff import Backoff
+from schemas.messages import TRY_END_STATES, TaskEvent
 from schemas.runs import TaskTryRequest, TaskTryResult
 
 
@@ -56,12 +60,59 @@ class TaskProcessPool:
 
 
 class TaskActivities:
-    def __init__(self, pool: TaskProcessPool, heartbeat_interval_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        pool: TaskProcessPool,
+        heartbeat_interval_seconds: float = 1.0,
+        events: EventPublisher | None = None,
+        publish_backoff: Backoff = Backoff(),
+    ) -> None:
         self._pool = pool
         self._heartbeat_interval = heartbeat_interval_seconds
+        self._events = events
+        self._publish_backoff = publish_backoff
 
     @activity.defn(name="run_task_try")
     async def run_task_try(self, request: TaskTryRequest) -> TaskTryResult:
+        result = _result_of_earlier_attempt()
+        if result is None:
+            result = await self._run(request)
+            metrics.record_task_try(request.dag_run.dag_id, result.state.value, result.end_date - result.start_date)
+        else:
+            activity.logger.info("%s try %d already ran, publishing its event", request.label, request.try_number)
+        if self._events is not None and self._events.enabled and result.state in TRY_END_STATES:
+            await self._publish(TaskEvent.of_try(activity.info().workflow_id, request, result), result)
+        return result
+
+    async def _publish(self, event: TaskEvent, result: TaskTryResult) -> None:
+        """Publish until Kafka has the event, heartbeating the result all along.
+
+        The task already ran: failing the activity now would run it again. If this worker dies
+        while Kafka is away, the next attempt finds the result in the heartbeat details and only
+        publishes. Waiting here also keeps a run's events in order: the next try cannot start
+        before this one's event is out.
+        """
+        assert self._events is not None
+        delays = self._publish_backoff.delays()
+        while True:
+            publish = asyncio.ensure_future(self._events.publish_task_event(event))
+            try:
+                while not publish.done():
+                    activity.heartbeat(result)
+                    await asyncio.wait({publish}, timeout=self._heartbeat_interval)
+            finally:
+                publish.cancel()
+            error = publish.exception()
+            if error is None:
+                return
+            delay = next(delays)
+            activity.logger.warning("cannot publish %s (%s), retrying in %.1f s", event.event_id, error, delay)
+            deadline = time.monotonic() + delay
+            while (left := deadline - time.monotonic()) > 0:
+                activity.heartbeat(result)
+                await asyncio.sleep(min(left, self._heartbeat_interval))
+
+    async def _run(self, request: TaskTryRequest) -> TaskTryResult:
         activity.logger.info("running %s try %d", request.label, request.try_number)
         attempt = asyncio.ensure_future(self._pool.run(request))
         while True:
@@ -79,3 +130,9 @@ class TaskActivities:
                 type="TaskNotFound",
                 non_retryable=True,
             ) from err
+
+
+def _result_of_earlier_attempt() -> TaskTryResult | None:
+    """The result an earlier attempt of this activity heartbeated before it died publishing the event."""
+    details = activity.info().heartbeat_details
+    return TaskTryResult.model_validate(details[0]) if details else None

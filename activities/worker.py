@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +11,9 @@ from temporalio.worker import Worker
 
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
+from activities.events import EventActivities, EventPublisher
 from activities.tasks import TaskActivities, TaskProcessPool
+from bridge.metrics_server import serve_metrics
 from schemas.settings import Settings
 from workflows.client import connect
 from workflows.clock import install_workflow_clock
@@ -22,22 +25,36 @@ log = logging.getLogger(__name__)
 async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set; ``ready`` is set once the worker polls its task queue."""
     install_workflow_clock()
+    # Before connecting: the client picks up the runtime that reports the SDK's metrics.
+    metrics_server = serve_metrics(settings)
     client = await connect(settings)
     pool = TaskProcessPool(settings.dags_folder, settings.task_processes)
     await asyncio.to_thread(pool.start)
     loader = DagLoader(settings.dags_folder)
+    events = EventPublisher(settings)
+    event_activities = EventActivities(events)
+    if not events.enabled:
+        log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
+    # Everything imported so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise stall workflow tasks for ~200 ms on Airflow's object graph.
+    gc.collect()
+    gc.freeze()
     try:
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="dag-loader") as executor:
+        max_activities = settings.task_processes + 2
+        # Task tries run in the process pool; these threads only serve synchronous activities.
+        with ThreadPoolExecutor(max_workers=max_activities, thread_name_prefix="activity") as executor:
             worker = Worker(
                 client,
                 task_queue=settings.task_queue,
                 workflows=[DagRunWorkflow],
                 activities=[
                     DagActivities(loader).load_serialized_dag,
-                    TaskActivities(pool).run_task_try,
+                    TaskActivities(pool, events=events).run_task_try,
+                    event_activities.publish_run_event,
+                    event_activities.publish_task_event,
                 ],
                 activity_executor=executor,
-                max_concurrent_activities=settings.task_processes + 2,
+                max_concurrent_activities=max_activities,
             )
             async with worker:
                 log.info(
@@ -51,3 +68,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 await stop.wait()
     finally:
         pool.shutdown()
+        await events.close()
+        if metrics_server is not None:
+            metrics_server.close()

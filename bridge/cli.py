@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from bridge.logs import configure_logging
 from schemas.runs import DagRunRequest, DagRunResult
-from schemas.settings import Settings
+from schemas.settings import Settings, settings_error_lines, unknown_setting_variables
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -44,7 +48,78 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, Non
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from activities.worker import run_worker
 
+    # Importing Airflow replaced the logging configuration with its own.
+    configure_logging(settings)
     _run_until_signalled(lambda stop: run_worker(settings, stop))
+    return 0
+
+
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.dev import run_dev
+
+    return run_dev(settings, demo=args.demo, free_ports=args.free_ports, data_dir=args.data_dir)
+
+
+def _bridge(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.consumer import TriggerBridge
+    from bridge.metrics_server import serve_metrics
+
+    # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
+    metrics_server = serve_metrics(settings)
+    _run_until_signalled(TriggerBridge(settings).run)
+    if metrics_server is not None:
+        metrics_server.close()
+    return 0
+
+
+def _trigger(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from bridge.terminal import send_trigger, trigger_message
+    from schemas.messages import validation_reason
+
+    try:
+        message = trigger_message(
+            args.dag_id,
+            conf=args.conf,
+            run_id=args.run_id,
+            logical_date=args.logical_date,
+            idempotency_key=args.idempotency_key,
+            max_conf_bytes=settings.max_conf_bytes,
+        )
+    except ValidationError as err:
+        print(f"the bridge would reject this trigger: {validation_reason(err)}", file=sys.stderr)
+        return 2
+    sent = asyncio.run(send_trigger(settings, message))
+    print(f"sent to {sent.topic}[{sent.partition}]@{sent.offset}: run {sent.run_id} (workflow {sent.workflow_id})")
+    return 0
+
+
+def _events(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.terminal import describe, read_events
+
+    async def main(stop: asyncio.Event) -> None:
+        async def show() -> None:
+            async for event in read_events(settings, follow=args.follow, run_id=args.run_id):
+                print(event.model_dump_json() if args.json else describe(event), flush=True)
+
+        # --follow only ends with a signal; without it, printing ends at the topics' end.
+        printing = asyncio.ensure_future(show())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({printing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if printing.done():
+            printing.result()
+        else:
+            printing.cancel()
+            await asyncio.gather(printing, return_exceptions=True)
+
+    try:
+        _run_until_signalled(main)
+    except BrokenPipeError:
+        # The reader went away (`dagbridge events | head`): not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -104,9 +179,16 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--temporal-address", help="DAGBRIDGE_TEMPORAL_ADDRESS")
     root.add_argument("--task-queue", help="DAGBRIDGE_TASK_QUEUE")
     root.add_argument("--dags-folder", help="DAGBRIDGE_DAGS_FOLDER")
+    root.add_argument("--kafka-bootstrap", help="DAGBRIDGE_KAFKA_BOOTSTRAP")
     commands = root.add_subparsers(dest="command", required=True)
 
     commands.add_parser("worker", help="run workflows and task activities").set_defaults(handler=_worker)
+
+    dev = commands.add_parser("dev", help="run Temporal, Kafka, a worker and the bridge on this machine")
+    dev.add_argument("--demo", action="store_true", help="trigger the example DAG through Kafka, print its events")
+    dev.add_argument("--free-ports", action="store_true", help="let the kernel pick every port instead of the defaults")
+    dev.add_argument("--data-dir", type=Path, help="where logs go (default: a new temporary directory)")
+    dev.set_defaults(handler=_dev)
 
     run = commands.add_parser("run", help="start a DAG run directly (no Kafka), wait and print the result")
     run.add_argument("dag_id")
@@ -115,6 +197,24 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--logical-date", type=_aware_datetime)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.set_defaults(handler=_run)
+
+    commands.add_parser("bridge", help="consume trigger messages and start their DAG runs").set_defaults(
+        handler=_bridge
+    )
+
+    trigger = commands.add_parser("trigger", help="produce a trigger message for the bridge")
+    trigger.add_argument("dag_id")
+    trigger.add_argument("--conf", type=_json_object)
+    trigger.add_argument("--run-id")
+    trigger.add_argument("--logical-date", type=_aware_datetime)
+    trigger.add_argument("--idempotency-key", help="run ID kafka__<key> when --run-id is absent")
+    trigger.set_defaults(handler=_trigger)
+
+    events = commands.add_parser("events", help="print task and run events")
+    events.add_argument("--follow", action="store_true", help="keep printing new events until interrupted")
+    events.add_argument("--run-id", help="only the events of this run")
+    events.add_argument("--json", action="store_true", help="print each event as its JSON message")
+    events.set_defaults(handler=_events)
     return root
 
 
@@ -122,11 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     overrides = {
         name: value
-        for name in ("temporal_address", "task_queue", "dags_folder")
+        for name in ("temporal_address", "task_queue", "dags_folder", "kafka_bootstrap")
         if (value := getattr(args, name)) is not None
     }
-    settings = Settings(**overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for warning in unknown_setting_variables(os.environ):
+        print(f"dagbridge: warning: {warning}", file=sys.stderr)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        for line in settings_error_lines(err):
+            print(f"dagbridge: invalid setting {line}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
     return args.handler(args, settings)
 
 

@@ -12,6 +12,9 @@ from typing import Any
 
 # Airflow reads its home at import; tests must never touch the user's ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dagbridge-tests-airflow-"))
+# Workers publish events until Kafka has them; tests without a broker run workers without events.
+# Tests that need Kafka start Tansu and pass its address explicitly.
+os.environ.setdefault("DAGBRIDGE_KAFKA_BOOTSTRAP", "")
 
 import pytest
 from temporalio.client import Client
@@ -25,6 +28,8 @@ from tests.servers import TemporalDevServer
 from workflows.client import DAG_RUN_WORKFLOW, start_dag_run
 from workflows.clock import install_workflow_clock
 from workflows.dag_run import DagRunWorkflow
+
+pytest_plugins = ["tests.bridge_fixtures"]
 
 TESTS = Path(__file__).parent
 TEST_DAGS = TESTS / "dags"

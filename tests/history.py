@@ -18,3 +18,13 @@ async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, s
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
+
+
+async def local_activity_markers(handle: WorkflowHandle) -> int:
+    """How many local activity results the workflow recorded."""
+    history = await handle.fetch_history()
+    return sum(
+        event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        for event in history.events
+    )

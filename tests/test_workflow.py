@@ -16,7 +16,7 @@ from activities.worker import run_worker
 from schemas.runs import TaskState
 from schemas.settings import Settings
 from tests.conftest import TEST_DAGS, DagRunner
-from tests.history import scheduled_activities
+from tests.history import local_activity_markers, scheduled_activities
 from workflows.airflow_db import private_airflow_session
 
 
@@ -49,14 +49,15 @@ async def test_serialized_dag_from_input_skips_loading(run_dag: DagRunner) -> No
     result = await handle.result()
 
     assert result.state == "success"
-    assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["run_task_try"] * 3
+    assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["run_task_try"] * 3 + ["publish_run_event"]
+    assert await local_activity_markers(handle) == 0
 
 
-async def test_dag_is_loaded_by_an_activity_when_not_given(run_dag: DagRunner) -> None:
+async def test_dag_is_loaded_by_a_local_activity_when_not_given(run_dag: DagRunner) -> None:
     handle = await run_dag.start("conformance_taskflow_chain")
     await handle.result()
 
-    assert (await scheduled_activities(handle))[0][0] == "load_serialized_dag"
+    assert await local_activity_markers(handle) == 1
 
 
 async def test_result_accounts_for_every_task_instance(run_dag: DagRunner) -> None:
@@ -79,7 +80,7 @@ async def test_empty_operators_finish_without_activities(run_dag: DagRunner) -> 
 
     assert result.state == "success"
     assert {ti.state for ti in result.task_instances} == {"success"}
-    assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["load_serialized_dag"]
+    assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["publish_run_event"]
 
 
 async def test_activity_ids_are_stable_and_queues_route_tasks(
@@ -100,7 +101,7 @@ async def test_activity_ids_are_stable_and_queues_route_tasks(
     assert {ti.task_id: ti.xcom["return_value"] for ti in result.task_instances}["on_special"] == (
         "default then special"
     )
-    assert [(activity_id, queue) for _, activity_id, queue in await scheduled_activities(handle)][1:] == [
+    assert [(activity_id, queue) for _, activity_id, queue in await scheduled_activities(handle)][:-1] == [
         ("on_default:-1:1", "dagbridge-tests"),
         ("on_special:-1:1", "dagbridge-tests-special"),
     ]

@@ -130,17 +130,25 @@ class AirflowDagRun:
             schedulable, _ = self._dag_run.update_state(session=self._session, execute_callbacks=False)
             if self.finished:
                 break
+            decided_by_airflow = self._task_states() != states_before
+            claimed: list[ReadyTask] = []
             if schedulable:
                 self._dag_run.schedule_tis(schedulable, session=self._session)
                 # schedule_tis updates rows in bulk without refreshing loaded objects.
                 self._session.expire_all()
-                ready.extend(self._claim_scheduled())
-            elif self._task_states() == states_before:
+                claimed = self._claim_scheduled()
+                ready.extend(claimed)
+            # Handing out tasks decides nothing new; anything else Airflow changed (a skip, an
+            # upstream_failed, an EmptyOperator it finished itself) may, so ask again.
+            if not decided_by_airflow and len(claimed) == len(schedulable):
                 break
         return sorted(ready, key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
 
     def _task_states(self) -> list[tuple[str, int, str | None]]:
-        return [(ti.task_id, ti.map_index, ti.state) for ti in self._task_instances()]
+        query = select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
+            TaskInstance.dag_id == self._dag_run.dag_id, TaskInstance.run_id == self._dag_run.run_id
+        )
+        return [tuple(row) for row in self._session.execute(query.order_by(TaskInstance.task_id, TaskInstance.map_index))]
 
     def _claim_scheduled(self) -> list[ReadyTask]:
         claimed = []

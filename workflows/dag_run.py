@@ -7,13 +7,15 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from airflow.configuration import conf as airflow_conf
 
     from activities.dags import DagActivities
+    from activities.events import EventActivities
     from activities.tasks import TaskActivities
+    from schemas.messages import RunEvent, TaskEvent
     from schemas.runs import (
         DagRunRequest,
         DagRunResult,
@@ -39,6 +41,15 @@ ACTIVITY_RETRY_POLICY = RetryPolicy(
     non_retryable_error_types=["DagNotFound", "TaskNotFound"],
 )
 
+# An event must not be lost: publishing is retried for as long as Kafka stays away.
+EVENT_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
+EVENT_PUBLISH_TIMEOUT = timedelta(seconds=30)
+
 
 @workflow.defn(name=DAG_RUN_WORKFLOW, sandboxed=False)
 class DagRunWorkflow:
@@ -56,6 +67,37 @@ class DagRunWorkflow:
 
     @workflow.run
     async def run(self, request: DagRunRequest) -> DagRunResult:
+        """Run the DAG run, then publish its run event, also when it could not run at all."""
+        info = workflow.info()
+        try:
+            result = await self._run(request)
+        except FailureError as err:
+            cause = err.cause if isinstance(err, ActivityError) and err.cause is not None else err
+            await self._publish_run_event(
+                RunEvent(
+                    event_id=f"{info.workflow_id}:finished",
+                    dag_id=request.dag_id,
+                    run_id=request.run_id,
+                    state="failed",
+                    logical_date=request.logical_date,
+                    start_date=info.start_time,
+                    end_date=workflow.now(),
+                    error=cause.message,
+                )
+            )
+            raise
+        await self._publish_run_event(RunEvent.of_result(info.workflow_id, result, request.logical_date))
+        return result
+
+    async def _publish_run_event(self, event: RunEvent) -> None:
+        await workflow.execute_activity_method(
+            EventActivities.publish_run_event,
+            event,
+            start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
+            retry_policy=EVENT_RETRY_POLICY,
+        )
+
+    async def _run(self, request: DagRunRequest) -> DagRunResult:
         serialized_dag = request.serialized_dag or await self._load_dag(request.dag_id)
         with private_airflow_session() as session:
             try:
@@ -78,7 +120,9 @@ class DagRunWorkflow:
 
     async def _load_dag(self, dag_id: str) -> dict:
         try:
-            return await workflow.execute_activity_method(
+            # Local: the worker that runs this workflow has the dags folder, so the DAG is read
+            # without a round trip through the server, and the result is still in history.
+            return await workflow.execute_local_activity_method(
                 DagActivities.load_serialized_dag,
                 dag_id,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -158,6 +202,13 @@ class DagRunWorkflow:
                 start_date=started,
                 end_date=workflow.now(),
                 error=TaskError(type=type(cause).__name__, message=str(cause)),
+            )
+            # The activity never returned, so it published nothing for this try.
+            await workflow.execute_activity_method(
+                EventActivities.publish_task_event,
+                TaskEvent.of_try(workflow.info().workflow_id, try_request, result),
+                start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
+                retry_policy=EVENT_RETRY_POLICY,
             )
         self._xcoms[(result.task_id, result.map_index)] = list(result.xcoms)
         self._running -= 1

@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test bench clean
+
+$(BIN)/dagbridge: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/dagbridge
+
+## The whole stack on this machine (Temporal, Kafka, a worker, the bridge) running the example DAG.
+run: install
+	$(BIN)/dagbridge dev --demo
+
+## The whole test suite, against real Temporal and Kafka servers it starts itself.
+test: install
+	$(BIN)/python -m pytest
+
+## Latency and throughput figures, next to a plain-Temporal baseline measured in the same run.
+bench: install
+	$(BIN)/python benchmarks/benchmark.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

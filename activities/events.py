@@ -1,0 +1,108 @@
+"""Task and run events to Kafka: at least once, keyed by run, deduplicated downstream by event_id.
+
+Tansu, the broker of local runs and tests, refuses the idempotent producer (InitProducerId
+fails), so the producer does without: a publish retried after a lost acknowledgement can
+write an event twice, and the stable event_id is what lets consumers drop the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from temporalio import activity
+
+from activities import metrics
+from bridge.kafka import kafka_configured, kafka_options
+from schemas.messages import RunEvent, TaskEvent, event_key
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Short enough that a broker that went away is noticed and retried well within a heartbeat timeout.
+REQUEST_TIMEOUT_MS = 15_000
+
+
+class EventPublisher:
+    """The worker's producer, started on first use so a worker starts while Kafka is down."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return kafka_configured(self._settings)
+
+    async def publish_task_event(self, event: TaskEvent) -> None:
+        await self._send(
+            self._settings.task_events_topic, event_key(event.dag_id, event.run_id), event.model_dump_json()
+        )
+
+    async def publish_run_event(self, event: RunEvent) -> None:
+        await self._send(
+            self._settings.run_events_topic, event_key(event.dag_id, event.run_id), event.model_dump_json()
+        )
+
+    async def _send(self, topic: str, key: bytes, value: str) -> None:
+        """Return once every in-sync replica has the event (acks=all); raise a KafkaError otherwise."""
+        try:
+            producer = await self._started()
+            await producer.send_and_wait(topic, value=value.encode(), key=key)
+        except Exception:
+            metrics.EVENTS_FAILED.labels(topic).inc()
+            raise
+        metrics.EVENTS_PUBLISHED.labels(topic).inc()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    **kafka_options(self._settings), acks="all", request_timeout_ms=REQUEST_TIMEOUT_MS
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    # A producer that failed to start still holds connections and tasks.
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._producer is not None:
+                await self._producer.stop()
+                self._producer = None
+
+
+class EventActivities:
+    """Publishing on the workflow's behalf: a workflow cannot do I/O itself.
+
+    Each call makes one attempt; the workflow's retry policy repeats it until Kafka takes the event.
+    """
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    @activity.defn(name="publish_run_event")
+    async def publish_run_event(self, event: RunEvent) -> None:
+        if self._publisher.enabled:
+            await self._publisher.publish_run_event(event)
+        else:
+            activity.logger.info("no Kafka configured: run event %s not published", event.event_id)
+        # Counted here, where the run's end is recorded once, not in workflow code that replays;
+        # only after the publish succeeded, so a retried publish does not count the run again.
+        metrics.DAG_RUNS_FINISHED.labels(event.dag_id, event.state).inc()
+
+    @activity.defn(name="publish_task_event")
+    async def publish_task_event(self, event: TaskEvent) -> None:
+        """For a try whose activity never reported (it failed outright), so no one else published it."""
+        if self._publisher.enabled:
+            await self._publisher.publish_task_event(event)
+        else:
+            activity.logger.info("no Kafka configured: task event %s not published", event.event_id)
+        # run_task_try counts the tries it ran; this one never got that far.
+        metrics.TASK_TRIES.labels(event.dag_id, event.state).inc()

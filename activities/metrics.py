@@ -1,0 +1,47 @@
+"""The worker's Prometheus metrics.
+
+Labels are bounded on purpose: dag_id, state and topic. A run_id label would create one series
+per run and grow without end. The dag_ids are those of the dags folder, plus, for runs finished,
+any unknown dag_id a trigger named: its run fails at once, as costly as the series it adds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prometheus_client import Counter, Histogram
+
+# Task tries last from milliseconds (EmptyOperator) to hours (a long ETL step).
+TASK_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+TASK_TRIES = Counter(
+    "dagbridge_task_tries",
+    "Task tries by the state they ended in; a try whose activity never returned counts when its event is out.",
+    ["dag_id", "state"],
+)
+TASK_DURATION = Histogram(
+    "dagbridge_task_duration_seconds",
+    "Duration of task tries that produced a result, from start to end of the try.",
+    ["dag_id"],
+    buckets=TASK_DURATION_BUCKETS,
+)
+EVENTS_PUBLISHED = Counter(
+    "dagbridge_events_published",
+    "Task and run events acknowledged by Kafka.",
+    ["topic"],
+)
+EVENTS_FAILED = Counter(
+    "dagbridge_events_failed",
+    "Attempts to publish a task or run event that Kafka did not acknowledge (the activity retries them).",
+    ["topic"],
+)
+DAG_RUNS_FINISHED = Counter(
+    "dagbridge_dag_runs_finished",
+    "DAG runs that ended, by final state (success or failed), counted when the run event is out.",
+    ["dag_id", "state"],
+)
+
+
+def record_task_try(dag_id: str, state: str, duration: timedelta) -> None:
+    TASK_TRIES.labels(dag_id, state).inc()
+    TASK_DURATION.labels(dag_id).observe(max(duration.total_seconds(), 0.0))

@@ -1,0 +1,205 @@
+"""Latency and throughput of dagbridge, next to plain Temporal measured in the same run.
+
+Starts a Temporal dev server, a ``dagbridge worker`` and a baseline worker (the same DAG shapes
+as plain activities, benchmarks/baseline.py) as separate processes, then prints:
+
+- run latency: workflow start requested -> result received
+- first-task latency: workflow start requested -> first task try started
+- inter-task latency: a task try ended -> the next task of the chain started
+- DAG runs/s and tasks/s with many runs in flight at once
+
+    python benchmarks/benchmark.py [--runs 20] [--concurrency 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.baseline import BaselineChain, BaselineFanOut  # noqa: E402
+from schemas.runs import DagRunRequest, DagRunResult, RunOptions  # noqa: E402
+from bridge.local_stack import TemporalDevServer  # noqa: E402
+from workflows.client import start_dag_run  # noqa: E402
+
+DAG_QUEUE = "bench-dagbridge"
+BASELINE_QUEUE = "bench-baseline"
+Span = tuple[datetime, datetime]
+
+
+@dataclass
+class Sample:
+    run_seconds: float
+    first_task_seconds: float
+    inter_task_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Figures:
+    chain: list[Sample]
+    fan_out: list[Sample]
+    runs_per_second: float
+    tasks_per_second: float
+
+
+def sample(submitted: datetime, finished: datetime, spans: list[Span], chained: bool) -> Sample:
+    spans = sorted(spans)
+    return Sample(
+        run_seconds=(finished - submitted).total_seconds(),
+        first_task_seconds=(spans[0][0] - submitted).total_seconds(),
+        inter_task_seconds=[(b[0] - a[1]).total_seconds() for a, b in zip(spans, spans[1:])] if chained else [],
+    )
+
+
+class DagbridgeTarget:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def run(self, dag_id: str) -> tuple[datetime, datetime, list[Span]]:
+        request = DagRunRequest(
+            dag_id=dag_id,
+            run_id=f"bench__{uuid.uuid4().hex}",
+            logical_date=datetime.now(timezone.utc),
+            options=RunOptions(default_task_queue=DAG_QUEUE),
+        )
+        submitted = datetime.now(timezone.utc)
+        handle = await start_dag_run(self.client, request, DAG_QUEUE)
+        result: DagRunResult = await handle.result()
+        finished = datetime.now(timezone.utc)
+        assert result.state == "success", result
+        return submitted, finished, [(ti.start_date, ti.end_date) for ti in result.task_instances]
+
+    async def chain(self) -> tuple[datetime, datetime, list[Span]]:
+        return await self.run("bench_chain")
+
+    async def fan_out(self) -> tuple[datetime, datetime, list[Span]]:
+        return await self.run("bench_fan_out")
+
+
+class BaselineTarget:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def _run(self, workflow_run, arg: int) -> tuple[datetime, datetime, list[Span]]:
+        submitted = datetime.now(timezone.utc)
+        spans = await self.client.execute_workflow(
+            workflow_run, arg, id=f"baseline-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE
+        )
+        finished = datetime.now(timezone.utc)
+        return submitted, finished, [(started, ended) for _, started, ended in spans]
+
+    async def chain(self) -> tuple[datetime, datetime, list[Span]]:
+        return await self._run(BaselineChain.run, 3)
+
+    async def fan_out(self) -> tuple[datetime, datetime, list[Span]]:
+        return await self._run(BaselineFanOut.run, 50)
+
+
+async def measure(target: DagbridgeTarget | BaselineTarget, runs: int, concurrency: int) -> Figures:
+    async def sequential(run: Callable[[], Awaitable[tuple[datetime, datetime, list[Span]]]], n: int, chained: bool):
+        return [sample(*(await run()), chained=chained) for _ in range(n)]
+
+    await sequential(target.chain, 3, True)  # warm-up: caches, pool processes, sticky queues
+    chain = await sequential(target.chain, runs, True)
+    fan_out = await sequential(target.fan_out, max(3, runs // 4), False)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(target.chain() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    tasks = sum(len(spans) for _, _, spans in results)
+    return Figures(chain, fan_out, concurrency / elapsed, tasks / elapsed)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def ms(values: list[float]) -> str:
+    return f"{percentile(values, 50) * 1000:8.1f} {percentile(values, 90) * 1000:8.1f}"
+
+
+def report(dagbridge: Figures, baseline: Figures, runs: int, concurrency: int) -> str:
+    def rows(label: str, pick: Callable[[Figures], list[float]]) -> str:
+        return f"{label:<34}{ms(pick(dagbridge))}   {ms(pick(baseline))}"
+
+    lines = [
+        f"{'':<34}{'dagbridge':>17}   {'plain Temporal':>17}",
+        f"{'(milliseconds)':<34}{'p50':>8} {'p90':>8}   {'p50':>8} {'p90':>8}",
+        rows("3-task chain: run latency", lambda f: [s.run_seconds for s in f.chain]),
+        rows("3-task chain: first-task latency", lambda f: [s.first_task_seconds for s in f.chain]),
+        rows("3-task chain: inter-task latency", lambda f: [x for s in f.chain for x in s.inter_task_seconds]),
+        rows("50-task fan-out: run latency", lambda f: [s.run_seconds for s in f.fan_out]),
+        rows("50-task fan-out: first-task latency", lambda f: [s.first_task_seconds for s in f.fan_out]),
+        f"{f'{concurrency} concurrent chains: DAG runs/s':<34}{dagbridge.runs_per_second:17.1f}   "
+        f"{baseline.runs_per_second:17.1f}",
+        f"{f'{concurrency} concurrent chains: tasks/s':<34}{dagbridge.tasks_per_second:17.1f}   "
+        f"{baseline.tasks_per_second:17.1f}",
+        f"({runs} sequential chain runs per side, {os.cpu_count()} CPUs)",
+    ]
+    return "\n".join(lines)
+
+
+async def main(runs: int, concurrency: int, task_processes: int) -> None:
+    logs = Path(tempfile.mkdtemp(prefix="dagbridge-bench-"))
+    environment = {**os.environ, "AIRFLOW_HOME": str(logs / "airflow-home")}
+    with TemporalDevServer(logs) as server:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bridge.cli", "worker"],
+                env={
+                    **environment,
+                    "DAGBRIDGE_TEMPORAL_ADDRESS": server.address,
+                    "DAGBRIDGE_TASK_QUEUE": DAG_QUEUE,
+                    "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
+                    "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
+                    # Engine figures: no broker in this run, so no task and run events.
+                    "DAGBRIDGE_KAFKA_BOOTSTRAP": "",
+                },
+                stdout=(logs / "dagbridge-worker.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            ),
+            subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.baseline", server.address, BASELINE_QUEUE],
+                stdout=(logs / "baseline-worker.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            ),
+        ]
+        try:
+            client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+            baseline = await measure(BaselineTarget(client), runs, concurrency)
+            dagbridge = await measure(DagbridgeTarget(client), runs, concurrency)
+            print(report(dagbridge, baseline, runs, concurrency))
+            print(f"(server and worker logs in {logs})")
+        finally:
+            for worker in workers:
+                worker.terminate()
+                worker.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20, help="sequential runs of the chain per side")
+    parser.add_argument("--concurrency", type=int, default=20, help="runs in flight for the throughput figure")
+    parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.concurrency, args.task_processes))

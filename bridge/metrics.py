@@ -1,0 +1,88 @@
+"""The bridge's Prometheus metrics.
+
+No label takes a value from a trigger: dag_id and run_id come from whoever produces to the
+topic, and a series per value would let any producer grow the bridge's memory without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
+from prometheus_client import Counter, Gauge, Histogram
+
+POSITION_TIMEOUT_SECONDS = 0.1
+END_OFFSETS_TIMEOUT_SECONDS = 1.0
+
+OUTCOMES = ("started", "duplicate", "invalid", "error")
+
+MESSAGES = Counter(
+    "dagbridge_trigger_messages",
+    "Trigger records handled, by outcome: started a run, duplicate (its run exists already), "
+    "invalid (failed validation, sent to the DLQ), error (refused by Temporal, sent to the DLQ).",
+    ["outcome"],
+)
+DLQ_MESSAGES = Counter("dagbridge_dlq_messages", "Records written to the dead-letter topic.")
+# From the trigger record's timestamp to Temporal's acknowledgement of the start: includes the
+# producer's delay, time queued on the topic, validation and the start call itself.
+TRIGGER_TO_START = Histogram(
+    "dagbridge_trigger_to_start_seconds",
+    "Time from a trigger record's timestamp until Temporal acknowledged its run's start.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+IN_FLIGHT = Gauge("dagbridge_starts_in_flight", "Trigger records between fetch and their start's acknowledgement.")
+CONSUMER_LAG = Gauge(
+    "dagbridge_consumer_lag_messages",
+    "Records of an assigned trigger partition that the bridge has not finished: not fetched yet or in flight.",
+    ["topic", "partition"],
+)
+
+for _outcome in OUTCOMES:
+    # Present at 0 from the start, so rate() and alerts see a series before the first record.
+    MESSAGES.labels(_outcome)
+
+
+def record_outcome(outcome: str, record_timestamp_ms: int) -> None:
+    MESSAGES.labels(outcome).inc()
+    if outcome == "started" and record_timestamp_ms >= 0:
+        TRIGGER_TO_START.observe(max(time.time() - record_timestamp_ms / 1000, 0.0))
+
+
+class ConsumerLag:
+    """Per-partition lag: the broker's high watermark minus what the bridge has handled."""
+
+    def __init__(self) -> None:
+        self._reported: set[TopicPartition] = set()
+
+    async def update(self, consumer: AIOKafkaConsumer, in_flight: Mapping[TopicPartition, int]) -> None:
+        """Refresh the gauge; every fetch brings the high watermark, so mostly without a request."""
+        assigned = consumer.assignment()
+        for tp in self._reported - assigned:
+            CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+        self._reported &= assigned
+        ends = await self._end_offsets(consumer, consumer.paused() & assigned)
+        for tp in assigned:
+            highwater = ends.get(tp, consumer.highwater(tp))
+            if highwater is None:
+                continue  # not fetched since the assignment: nothing known yet
+            try:
+                # A partition that was fetched has a valid position, so this does not wait.
+                position = await asyncio.wait_for(consumer.position(tp), POSITION_TIMEOUT_SECONDS)
+            except (IllegalStateError, TimeoutError):
+                continue  # revoked meanwhile, or reset: the next update reports it
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0) + in_flight.get(tp, 0))
+            self._reported.add(tp)
+
+    @staticmethod
+    async def _end_offsets(consumer: AIOKafkaConsumer, paused: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Paused partitions (the bridge waits for Temporal) are not fetched: ask for their ends,
+        or their lag would stand still exactly while it grows."""
+        if not paused:
+            return {}
+        try:
+            return await asyncio.wait_for(consumer.end_offsets(list(paused)), END_OFFSETS_TIMEOUT_SECONDS)
+        except (KafkaError, TimeoutError):
+            return {}  # Kafka is away too: keep the last known value

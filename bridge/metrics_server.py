@@ -1,0 +1,53 @@
+"""The ``/metrics`` endpoint that the bridge and the worker both serve.
+
+It lives apart from the metric definitions so that the bridge can serve its metrics without
+importing the worker's (which would import Airflow), and the worker likewise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import disable_created_metrics, start_http_server
+
+from bridge import temporal_metrics
+from schemas.settings import Settings
+
+
+@dataclass
+class MetricsServer:
+    server: WSGIServer
+    thread: Thread
+    host: str
+
+    @property
+    def port(self) -> int:
+        return self.server.server_port
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def serve_metrics(settings: Settings) -> MetricsServer | None:
+    """Serve this process's registry, Temporal SDK metrics included, when a metrics port is set.
+
+    Call it before connecting to Temporal: only clients created afterwards report SDK metrics.
+    Port 0 binds a free port; the returned server tells which.
+    """
+    if settings.metrics_port is None:
+        return None
+    # The *_created series double what is exposed and no dashboard or alert reads them.
+    disable_created_metrics()
+    temporal_metrics.install()
+    server, thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    return MetricsServer(server, thread, settings.metrics_host)

@@ -1,0 +1,298 @@
+"""The Kafka contracts: trigger messages in, task and run events out (see DESIGN.md).
+
+Identifier rules are Airflow's own, restated here so the bridge can reject a bad trigger
+before it reaches Temporal, without importing Airflow. They are ASCII-only on purpose:
+the JSON Schema files carry the same patterns, and ECMA-262 regexes (what most other
+languages' validators use) have no Unicode ``\\w``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from schemas.runs import DagRunRequest, DagRunResult, RunOptions, TaskState, TaskTryRequest, TaskTryResult
+
+SCHEMA_VERSION = 1
+DEFAULT_MAX_CONF_BYTES = 64 * 1024
+MAX_ID_LENGTH = 250  # Airflow's ID_LEN: the width of dag_id and run_id columns
+KAFKA_RUN_ID_PREFIX = "kafka__"
+# A DLQ header must stay small whatever the input was.
+MAX_REASON_CHARS = 1000
+
+
+def _no_double_dot(value: str) -> str:
+    # Airflow blocks ".." in DAG and run IDs against path traversal (core.allow_double_dot_in_ids).
+    if ".." in value:
+        raise ValueError("must not contain '..'")
+    return value
+
+
+DagId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$"),
+    AfterValidator(_no_double_dot),
+    Field(description="Airflow DAG ID: letters, digits, '_', '.', '-'; at most 250 characters; no '..'"),
+]
+
+# Airflow's default [scheduler] allowed_run_id_pattern.
+_RUN_ID_PATTERN = r"^[A-Za-z0-9_.~:+-]+$"
+
+RunId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=_RUN_ID_PATTERN),
+    AfterValidator(_no_double_dot),
+    Field(description="Airflow run ID: letters, digits, '_.~:+-'; at most 250 characters; no '..'"),
+]
+
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH - len(KAFKA_RUN_ID_PREFIX), pattern=_RUN_ID_PATTERN),
+    AfterValidator(_no_double_dot),
+    Field(description="Becomes the run ID 'kafka__<idempotency_key>' when run_id is absent: the same rules apply"),
+]
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: Any) -> Any:
+    # Pydantic alone would also take Unix timestamps and dates without an offset.
+    if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2025-01-01T00:00:00Z")
+    return value
+
+
+def _utc_representable(value: datetime | None) -> datetime | None:
+    # Airflow stores dates in UTC; 9999-12-31T23:59:59-01:00 has no UTC form.
+    if value is not None:
+        try:
+            value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("is out of range once converted to UTC") from None
+    return value
+
+
+# Lax inside, so Pydantic parses the string the regex let through (its strict mode would
+# only take a datetime object at this point).
+LogicalDate = Annotated[
+    AwareDatetime | None, Strict(False), BeforeValidator(_rfc3339), AfterValidator(_utc_representable)
+]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_serialization_defaults_required=True
+    )
+
+
+class TriggerMessage(_Message):
+    """A request to start one DAG run, as producers put it on the trigger topic."""
+
+    model_config = ConfigDict(title="DagTrigger")
+
+    schema_version: Literal[1]
+    dag_id: DagId
+    run_id: RunId | None = None
+    logical_date: LogicalDate = Field(
+        default=None, description="RFC 3339 with offset; the record's timestamp when absent"
+    )
+    conf: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's conf; at most 64 KiB as compact UTF-8 JSON unless the bridge is configured otherwise",
+    )
+    idempotency_key: IdempotencyKey | None = None
+
+    @field_validator("conf")
+    @classmethod
+    def _bounded_json(cls, conf: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if conf is None:
+            return None
+        limit = (info.context or {}).get("max_conf_bytes", DEFAULT_MAX_CONF_BYTES)
+        # Pydantic's JSON parser takes NaN and Infinity, which are not JSON and which other
+        # consumers of the conf could not read back.
+        try:
+            encoded = json.dumps(conf, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except ValueError as err:
+            raise ValueError(f"is not plain JSON: {err}") from None
+        if len(encoded) > limit:
+            raise ValueError(f"is {len(encoded)} bytes as JSON, more than the limit of {limit}")
+        return conf
+
+    def run_id_at(self, topic: str, partition: int, offset: int) -> str:
+        """The run ID of this trigger once it sits at ``offset`` of ``topic[partition]``."""
+        if self.run_id is not None:
+            return self.run_id
+        if self.idempotency_key is not None:
+            return KAFKA_RUN_ID_PREFIX + self.idempotency_key
+        return f"{KAFKA_RUN_ID_PREFIX}{topic}-{partition}-{offset}"
+
+
+class InvalidTrigger(ValueError):
+    """A trigger that can never start a run; ``reason`` says why, short enough for a DLQ header."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 3] + "..."
+        super().__init__(self.reason)
+
+
+def validation_reason(err: ValidationError) -> str:
+    # The default rendering repeats the input, which can be the whole (large) message.
+    parts = []
+    for error in err.errors(include_url=False, include_input=False, include_context=False):
+        location = ".".join(str(part) for part in error["loc"]) or "message"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _record_time(timestamp_ms: int) -> datetime | None:
+    if timestamp_ms < 0:  # Kafka's "no timestamp"
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError) as err:
+        raise InvalidTrigger(f"logical_date: absent, and the record timestamp {timestamp_ms} is out of range ({err})")
+
+
+def parse_trigger(
+    value: bytes | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    max_conf_bytes: int = DEFAULT_MAX_CONF_BYTES,
+    options: RunOptions | None = None,
+) -> DagRunRequest:
+    """Turn one trigger record into the workflow's input, or raise ``InvalidTrigger``.
+
+    The defaults are derived from the record itself, so a redelivery of the same record
+    always yields the same run ID (and so the same workflow ID).
+    """
+    if not value:
+        raise InvalidTrigger("message: empty message")
+    try:
+        message = TriggerMessage.model_validate_json(value, context={"max_conf_bytes": max_conf_bytes})
+    except ValidationError as err:
+        raise InvalidTrigger(validation_reason(err)) from None
+    run_id = message.run_id_at(topic, partition, offset)
+    # Given IDs were validated above; only one derived from the topic name can break the rules.
+    if len(run_id) > MAX_ID_LENGTH or ".." in run_id:
+        raise InvalidTrigger(
+            f"run_id: absent, and the one derived from the record ({run_id!r}) breaks Airflow's rules; "
+            "give run_id or idempotency_key"
+        )
+    logical_date = message.logical_date if message.logical_date is not None else _record_time(timestamp_ms)
+    return DagRunRequest(
+        dag_id=message.dag_id,
+        run_id=run_id,
+        logical_date=logical_date,
+        conf=message.conf or {},
+        options=options or RunOptions(),
+    )
+
+
+def event_key(dag_id: str, run_id: str) -> bytes:
+    """Kafka key of every event of a run: one partition per run keeps its events in order."""
+    return f"{dag_id}:{run_id}".encode()
+
+
+class EventError(_Message):
+    type: str
+    message: str
+
+
+class TaskEvent(_Message):
+    """How one task try ended; published by the activity that ran it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(description="<workflow_id>:<task_id>:<map_index>:<try_number>; the same for every repeat")
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+    state: Literal["success", "failed", "skipped", "up_for_retry"]
+    start_date: AwareDatetime
+    end_date: AwareDatetime
+    duration_seconds: float
+    error: EventError | None = None
+    xcom_keys: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of_try(cls, workflow_id: str, request: TaskTryRequest, result: TaskTryResult) -> TaskEvent:
+        return cls(
+            event_id=f"{workflow_id}:{result.task_id}:{result.map_index}:{result.try_number}",
+            dag_id=request.dag_run.dag_id,
+            run_id=request.dag_run.run_id,
+            task_id=result.task_id,
+            map_index=result.map_index,
+            try_number=result.try_number,
+            state=result.state.value,
+            start_date=result.start_date,
+            end_date=result.end_date,
+            duration_seconds=(result.end_date - result.start_date).total_seconds(),
+            error=EventError(type=result.error.type, message=result.error.message) if result.error else None,
+            xcom_keys=sorted({entry.key for entry in result.xcoms}),
+        )
+
+
+# A sensor in reschedule mode ends a poke, not a try: Airflow keeps its try_number, so
+# such pokes get no event (they would all share one event_id).
+TRY_END_STATES = frozenset(TaskState) - {TaskState.UP_FOR_RESCHEDULE}
+
+
+class TaskInstanceSummary(_Message):
+    task_id: str
+    map_index: int
+    state: str | None = Field(description="Airflow's final state, e.g. success, failed, skipped, upstream_failed")
+    try_number: int
+
+
+class RunEvent(_Message):
+    """How a DAG run ended; published once by its workflow."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(description="<workflow_id>:finished")
+    dag_id: str
+    run_id: str
+    state: Literal["success", "failed"]
+    logical_date: AwareDatetime | None = None
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+    error: str | None = Field(default=None, description="Why the run could not run to its end, when it could not")
+    task_instances: list[TaskInstanceSummary] = Field(default_factory=list)
+
+    @classmethod
+    def of_result(cls, workflow_id: str, result: DagRunResult, logical_date: datetime | None) -> RunEvent:
+        return cls(
+            event_id=f"{workflow_id}:finished",
+            dag_id=result.dag_id,
+            run_id=result.run_id,
+            state="success" if result.state == "success" else "failed",
+            logical_date=logical_date,
+            start_date=result.start_date,
+            end_date=result.end_date,
+            error=result.error,
+            task_instances=[
+                TaskInstanceSummary(
+                    task_id=ti.task_id, map_index=ti.map_index, state=ti.state, try_number=ti.try_number
+                )
+                for ti in result.task_instances
+            ],
+        )
