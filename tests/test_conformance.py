@@ -29,6 +29,21 @@ CASES: dict[str, dict[str, Any]] = {
     "conformance_failure_cleanup": {},
     "conformance_empty_and_bash": {"name": "ada"},
     "conformance_retry_then_succeed": {},
+    "conformance_mapping": {},
+    "conformance_branching": {},
+    "conformance_short_circuit": {},
+    "conformance_skip_and_fail": {},
+    "conformance_trigger_rules": {},
+    "conformance_setup_teardown": {},
+    "conformance_nested_groups_branch": {},
+    "conformance_expand_kwargs": {},
+    "conformance_mapped_task_group": {},
+    "conformance_empty_expansion": {},
+    "conformance_cross_product": {},
+    "conformance_map_multiple_outputs": {},
+    "conformance_templating_context": {"region": "us"},
+    "conformance_retry_backoff": {},
+    "conformance_execution_timeout": {},
 }
 
 

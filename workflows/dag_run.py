@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -150,7 +150,7 @@ class DagRunWorkflow:
             while self._finished_tries:
                 dag_run.record(self._finished_tries.pop(0))
 
-    async def _wait_for_outcome_until(self, wakeup) -> None:
+    async def _wait_for_outcome_until(self, wakeup: datetime | None) -> None:
         timeout = None
         if wakeup is not None:
             timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
