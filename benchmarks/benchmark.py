@@ -9,6 +9,8 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
 - DAG runs/s and tasks/s with many runs in flight at once
 
     python benchmarks/benchmark.py [--runs 20] [--concurrency 20]
+
+``--mode kafka`` measures the Kafka bridge instead (benchmarks/kafka_mode.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,19 +113,27 @@ class BaselineTarget:
         return await self._run(BaselineFanOut.run, 50)
 
 
-async def measure(target: DagbridgeTarget | BaselineTarget, runs: int, concurrency: int) -> Figures:
-    async def sequential(run: Callable[[], Awaitable[tuple[datetime, datetime, list[Span]]]], n: int, chained: bool):
-        return [sample(*(await run()), chained=chained) for _ in range(n)]
+async def measure(targets: list[DagbridgeTarget | BaselineTarget], runs: int, concurrency: int) -> list[Figures]:
+    """Sample the targets in turn, so a change in the machine's load affects them alike."""
+    chains: list[list[Sample]] = [[] for _ in targets]
+    fan_outs: list[list[Sample]] = [[] for _ in targets]
+    for target in targets:
+        await target.chain()  # warm-up: caches, pool processes, sticky queues
+    for _ in range(runs):
+        for samples, target in zip(chains, targets):
+            samples.append(sample(*(await target.chain()), chained=True))
+    for _ in range(max(3, runs // 4)):
+        for samples, target in zip(fan_outs, targets):
+            samples.append(sample(*(await target.fan_out()), chained=False))
 
-    await sequential(target.chain, 3, True)  # warm-up: caches, pool processes, sticky queues
-    chain = await sequential(target.chain, runs, True)
-    fan_out = await sequential(target.fan_out, max(3, runs // 4), False)
-
-    started = time.perf_counter()
-    results = await asyncio.gather(*(target.chain() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    tasks = sum(len(spans) for _, _, spans in results)
-    return Figures(chain, fan_out, concurrency / elapsed, tasks / elapsed)
+    figures = []
+    for target, chain, fan_out in zip(targets, chains, fan_outs):
+        started = time.perf_counter()
+        results = await asyncio.gather(*(target.chain() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        tasks = sum(len(spans) for _, _, spans in results)
+        figures.append(Figures(chain, fan_out, concurrency / elapsed, tasks / elapsed))
+    return figures
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -186,8 +196,7 @@ async def main(runs: int, concurrency: int, task_processes: int) -> None:
         ]
         try:
             client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-            baseline = await measure(BaselineTarget(client), runs, concurrency)
-            dagbridge = await measure(DagbridgeTarget(client), runs, concurrency)
+            dagbridge, baseline = await measure([DagbridgeTarget(client), BaselineTarget(client)], runs, concurrency)
             print(report(dagbridge, baseline, runs, concurrency))
             print(f"(server and worker logs in {logs})")
         finally:
@@ -201,5 +210,14 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20, help="sequential runs of the chain per side")
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight for the throughput figure")
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
+    parser.add_argument("--mode", choices=["engine", "kafka"], default="engine", help="what to measure")
+    parser.add_argument("--triggers", type=int, default=500, help="kafka mode: runs started for the starts/s figure")
+    parser.add_argument("--rounds", type=int, default=3, help="kafka mode: bridge rounds of the starts/s figure")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.concurrency, args.task_processes))
+    if args.mode == "kafka":
+        # Imported here: kafka_mode imports this module's helpers.
+        from benchmarks import kafka_mode
+
+        kafka_mode.main(kafka_mode.KafkaArgs(args.runs, args.triggers, args.rounds, args.task_processes))
+    else:
+        asyncio.run(main(args.runs, args.concurrency, args.task_processes))

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,39 +12,10 @@ from temporalio.client import WorkflowHandle
 
 from schemas.runs import RunOptions
 from schemas.settings import Settings
-from tests.conftest import TEST_DAGS, DagRunner
+from tests.conftest import DagRunner
+from tests.processes import WorkerProcess
 
 QUEUE = "dagbridge-tests-durability"
-
-
-class WorkerProcess:
-    """``dagbridge worker`` in its own process group, so a kill takes its task processes too."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "worker"],
-            env={
-                **os.environ,
-                "DAGBRIDGE_TEMPORAL_ADDRESS": settings.temporal_address,
-                "DAGBRIDGE_TASK_QUEUE": QUEUE,
-                "DAGBRIDGE_DAGS_FOLDER": str(TEST_DAGS),
-                "DAGBRIDGE_TASK_PROCESSES": "1",
-            },
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def terminate(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        self._log.close()
 
 
 @pytest.fixture
@@ -74,7 +41,8 @@ async def wait_until_running(handle: WorkflowHandle, activity_id: str, timeout: 
 async def test_run_survives_worker_killed_mid_task(
     run_dag: DagRunner, worker_settings: Settings, worker_processes: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    worker_processes.append(WorkerProcess(worker_settings, tmp_path / "first-worker.log"))
+    settings = worker_settings.model_copy(update={"task_queue": QUEUE, "task_processes": 1})
+    worker_processes.append(WorkerProcess(settings, tmp_path / "first-worker.log"))
     handle = await run_dag.start(
         "slow_chain",
         task_queue=QUEUE,
@@ -83,7 +51,7 @@ async def test_run_survives_worker_killed_mid_task(
     await wait_until_running(handle, "slow:-1:1")
 
     worker_processes[0].kill()
-    worker_processes.append(WorkerProcess(worker_settings, tmp_path / "second-worker.log"))
+    worker_processes.append(WorkerProcess(settings, tmp_path / "second-worker.log"))
     result = await asyncio.wait_for(handle.result(), timeout=120)
 
     assert result.state == "success"

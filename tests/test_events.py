@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +15,7 @@ from schemas.messages import RunEvent, TaskEvent
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 from tests.bridge_fixtures import BRIDGE_DAGS, eventually, read_records, running_worker, unique
+from tests.processes import WorkerProcess
 from tests.servers import TansuBroker, free_port
 from workflows.client import start_dag_run
 
@@ -122,40 +119,17 @@ async def test_a_worker_started_without_kafka_publishes_once_kafka_is_there(
     assert marker.read_text() == "ran\n", "publishing was retried, the task was not"
 
 
-class WorkerProcess:
-    """``dagbridge worker`` in its own process group, so a kill takes its task processes too."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "worker"],
-            env={
-                **os.environ,
-                "DAGBRIDGE_TEMPORAL_ADDRESS": settings.temporal_address,
-                "DAGBRIDGE_TASK_QUEUE": settings.task_queue,
-                "DAGBRIDGE_DAGS_FOLDER": str(BRIDGE_DAGS),
-                "DAGBRIDGE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-                "DAGBRIDGE_TASK_EVENTS_TOPIC": settings.task_events_topic,
-                "DAGBRIDGE_RUN_EVENTS_TOPIC": settings.run_events_topic,
-                "DAGBRIDGE_TASK_PROCESSES": "1",
-            },
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        self._log.close()
-
-
 async def test_a_worker_killed_while_publishing_leaves_the_event_to_the_next_attempt_without_rerunning_the_task(
     kafka_worker_settings: Settings, temporal_client: Client, server_logs: Path, tmp_path: Path
 ) -> None:
     broker = TansuBroker(server_logs, port=free_port())
     settings = kafka_worker_settings.model_copy(
-        update={"kafka_bootstrap": broker.bootstrap, "task_queue": unique("events-killed")}
+        update={
+            "kafka_bootstrap": broker.bootstrap,
+            "task_queue": unique("events-killed"),
+            "dags_folder": BRIDGE_DAGS,
+            "task_processes": 1,
+        }
     )
     marker = tmp_path / "ran"
     run = request("bridge_counted", settings.task_queue, {"marker": str(marker)})
