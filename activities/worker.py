@@ -7,7 +7,7 @@ import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
@@ -55,6 +55,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 ],
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
+                # Pollers that follow the load keep a poll waiting when a task arrives, so tasks
+                # are matched (and activities dispatched eagerly) instead of queued.
+                workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+                activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
             async with worker:
                 log.info(

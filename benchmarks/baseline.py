@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 
 @activity.defn
@@ -54,8 +54,14 @@ class BaselineFanOut:
 
 async def serve(address: str, task_queue: str) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
+    # The same poller behaviour as the dagbridge worker, so only what runs differs.
     async with Worker(
-        client, task_queue=task_queue, workflows=[BaselineChain, BaselineFanOut], activities=[noop_task]
+        client,
+        task_queue=task_queue,
+        workflows=[BaselineChain, BaselineFanOut],
+        activities=[noop_task],
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
     ):
         await asyncio.Event().wait()
 
