@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from airflow.sdk.exceptions import TaskNotFound
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -124,9 +125,11 @@ class TaskActivities:
             return attempt.result()
         except DagNotFound as err:
             raise ApplicationError(str(err), type="DagNotFound", non_retryable=True) from err
-        except KeyError as err:
+        except TaskNotFound as err:
+            # The run's DAG has a task this worker's copy of the DAG file does not: running it
+            # again here cannot help.
             raise ApplicationError(
-                f"task {request.task_id!r} is not in DAG {request.dag_run.dag_id!r}",
+                f"task {request.task_id!r} is not in DAG {request.dag_run.dag_id!r} on this worker",
                 type="TaskNotFound",
                 non_retryable=True,
             ) from err

@@ -28,3 +28,20 @@ async def local_activity_markers(handle: WorkflowHandle) -> int:
         and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
         for event in history.events
     )
+
+
+async def activity_attempts(handle: WorkflowHandle) -> dict[str, int]:
+    """Activity id -> the attempt that ended it (Temporal's own retries, not Airflow's tries)."""
+    history = await handle.fetch_history()
+    scheduled = {
+        event.event_id: event.activity_task_scheduled_event_attributes.activity_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return {
+        scheduled[event.activity_task_started_event_attributes.scheduled_event_id]: (
+            event.activity_task_started_event_attributes.attempt
+        )
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    }

@@ -16,7 +16,7 @@ from activities.worker import run_worker
 from schemas.runs import TaskState
 from schemas.settings import Settings
 from tests.conftest import TEST_DAGS, DagRunner
-from tests.history import local_activity_markers, scheduled_activities
+from tests.history import activity_attempts, local_activity_markers, scheduled_activities
 from workflows.airflow_db import private_airflow_session
 
 
@@ -145,3 +145,22 @@ async def test_failed_try_is_retried_by_airflow_rules(run_dag: DagRunner) -> Non
     outcome = {ti.task_id: (ti.state, ti.try_number) for ti in result.task_instances}
     assert outcome == {"flaky": (TaskState.SUCCESS.value, 2), "always_fails": (TaskState.FAILED.value, 2)}
     assert {ti.task_id: ti.xcom.get("return_value") for ti in result.task_instances}["flaky"] == 2
+
+
+async def test_task_missing_from_the_workers_dag_fails_its_try_without_retrying(run_dag: DagRunner) -> None:
+    from airflow.sdk import DAG, task
+
+    with DAG("conformance_taskflow_chain", schedule=None) as dag:
+
+        @task
+        def ghost() -> None:
+            """Exists only in the DAG the run was started with, not in the worker's dags folder."""
+
+        ghost()
+
+    handle = await run_dag.start("conformance_taskflow_chain", serialized_dag=DagSerialization.to_dict(dag))
+    result = await handle.result()
+
+    assert result.state == "failed"
+    assert [(ti.task_id, ti.state, ti.try_number) for ti in result.task_instances] == [("ghost", "failed", 1)]
+    assert (await activity_attempts(handle))["ghost:-1:1"] == 1
