@@ -43,6 +43,7 @@ _T = TypeVar("_T")
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (RPCError, RuntimeError, OSError, TimeoutError)
 
 POLL_TIMEOUT_MS = 200
+FETCH_MAX_WAIT_MS = 20
 COMMIT_INTERVAL_SECONDS = 0.5
 # A start normally takes milliseconds; one that takes this long counts as Temporal being down,
 # which pauses fetching instead of letting every slot hang.
@@ -157,6 +158,9 @@ class TriggerBridge:
             # A new group reads the topic from its start: a trigger already handled
             # becomes a duplicate, one never seen is not skipped.
             auto_offset_reset="earliest",
+            # A trigger should start its run at once: the default 500 ms fetch wait lets a
+            # broker hold a fetch that long on a quiet topic before answering with new records.
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         return await self._started(consumer)
 
