@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk.exceptions import ErrorType
 from airflow.sdk.execution_time import comms
 
-from schemas.runs import TaskTryRequest, XComEntry
+from schemas.runs import RunTaskInstance, TaskTryRequest, XComEntry
 
 _IGNORED = (comms.MaskSecret, comms.SetRenderedFields, comms.ResendLoggingFD)
 
@@ -74,6 +74,50 @@ class InMemorySupervisorComms:
     def _on_GetXComSequenceSlice(self, msg: comms.GetXComSequenceSlice) -> comms.XComSequenceSliceResult:
         sequence = self._sequence(msg.task_id, msg.key)
         return comms.XComSequenceSliceResult(root=sequence[msg.start : msg.stop : msg.step])
+
+    def _own_run_task_instances(self, msg: comms.GetTICount | comms.GetTaskStates) -> list[RunTaskInstance]:
+        """The task instances a count or state query selects, when it asks about this run only.
+
+        Mapped task groups ask how many instances the task expanded to. Other runs, other DAGs and
+        task-group filters (external task sensors) need a metadata database dagbridge does not have;
+        like XComs, only the task itself and its upstream tasks are known here.
+        """
+        run = self._request.dag_run
+        own_run = msg.run_ids == [run.run_id] or (
+            not msg.run_ids and msg.logical_dates is not None and msg.logical_dates == [run.logical_date]
+        )
+        known_tasks = {ti.task_id for ti in self._request.run_task_instances}
+        if (
+            msg.dag_id != run.dag_id
+            or not own_run
+            or msg.task_group_id is not None
+            or not msg.task_ids
+            or not known_tasks.issuperset(msg.task_ids)
+        ):
+            raise UnsupportedTaskRequest(
+                f"dagbridge answers {type(msg).__name__} only about the task itself and its upstream "
+                "tasks in its own DAG run"
+            )
+        return [
+            ti
+            for ti in self._request.run_task_instances
+            if ti.task_id in msg.task_ids
+            and (msg.map_index is None or ti.map_index == msg.map_index)
+        ]
+
+    def _on_GetTICount(self, msg: comms.GetTICount) -> comms.TICount:
+        selected = self._own_run_task_instances(msg)
+        if msg.states:
+            # The API server's convention: "null" selects task instances without a state.
+            selected = [ti for ti in selected if (ti.state or "null") in msg.states]
+        return comms.TICount(count=len(selected))
+
+    def _on_GetTaskStates(self, msg: comms.GetTaskStates) -> comms.TaskStatesResult:
+        states = {
+            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"): ti.state
+            for ti in self._own_run_task_instances(msg)
+        }
+        return comms.TaskStatesResult(task_states={self._request.dag_run.run_id: states})
 
     def _on_SetXCom(self, msg: comms.SetXCom) -> None:
         self.pushed[msg.key] = XComEntry(

@@ -110,6 +110,14 @@ class DagRunContext(_Payload):
     conf: dict[str, Any] = Field(default_factory=dict)
 
 
+class RunTaskInstance(_Payload):
+    """One task instance of the run and its state, as Airflow's database had it."""
+
+    task_id: str
+    map_index: int = -1
+    state: str | None = None
+
+
 class TaskTryRequest(_Payload):
     """Input of the activity that runs one try of one task instance."""
 
@@ -119,7 +127,11 @@ class TaskTryRequest(_Payload):
     try_number: int
     max_tries: int
     upstream_xcoms: list[XComEntry] = Field(default_factory=list)
-    upstream_map_indexes: dict[str, int | list[int] | None] = Field(default_factory=dict)
+    run_task_instances: list[RunTaskInstance] = Field(
+        default_factory=list,
+        description="The task instances of this task and its upstream tasks when the try was handed "
+        "out: what the task's task-instance count and state queries about its own run are answered from",
+    )
 
     @property
     def label(self) -> str:

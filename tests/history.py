@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
@@ -45,3 +47,18 @@ async def activity_attempts(handle: WorkflowHandle) -> dict[str, int]:
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     }
+
+
+async def activity_times(handle: WorkflowHandle) -> dict[str, tuple[datetime, datetime | None]]:
+    """Activity id -> when the workflow scheduled it and when its result was recorded."""
+    history = await handle.fetch_history()
+    ids: dict[int, str] = {}
+    times: dict[str, tuple[datetime, datetime | None]] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            ids[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
+            times[ids[event.event_id]] = (event.event_time.ToDatetime(UTC), None)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            activity_id = ids[event.activity_task_completed_event_attributes.scheduled_event_id]
+            times[activity_id] = (times[activity_id][0], event.event_time.ToDatetime(UTC))
+    return times

@@ -16,7 +16,7 @@ from activities.worker import run_worker
 from schemas.runs import TaskState
 from schemas.settings import Settings
 from tests.conftest import TEST_DAGS, DagRunner
-from tests.history import activity_attempts, local_activity_markers, scheduled_activities
+from tests.history import activity_attempts, activity_times, local_activity_markers, scheduled_activities
 from workflows.airflow_db import private_airflow_session
 
 
@@ -145,6 +145,20 @@ async def test_failed_try_is_retried_by_airflow_rules(run_dag: DagRunner) -> Non
     outcome = {ti.task_id: (ti.state, ti.try_number) for ti in result.task_instances}
     assert outcome == {"flaky": (TaskState.SUCCESS.value, 2), "always_fails": (TaskState.FAILED.value, 2)}
     assert {ti.task_id: ti.xcom.get("return_value") for ti in result.task_instances}["flaky"] == 2
+
+
+async def test_retries_wait_for_airflows_exponential_backoff(run_dag: DagRunner) -> None:
+    handle = await run_dag.start("conformance_retry_backoff")
+    result = await handle.result()
+    assert [(ti.state, ti.try_number) for ti in result.task_instances] == [(TaskState.SUCCESS.value, 3)]
+
+    times = await activity_times(handle)
+    # retry_delay 1 s, factor 2: Airflow waits 1 s after try 1; after try 2 its backoff (2 s, its hash
+    # jitter adds nothing for this task instance) is cut to max_retry_delay, 1.5 s. The wait runs from
+    # the try's end as the worker saw it, a little before the history recorded the result.
+    for finished, started, delay in (("flaky:-1:1", "flaky:-1:2", 1.0), ("flaky:-1:2", "flaky:-1:3", 1.5)):
+        gap = (times[started][0] - times[finished][1]).total_seconds()
+        assert delay - 0.5 <= gap <= delay + 0.45, (started, gap)
 
 
 async def test_task_missing_from_the_workers_dag_fails_its_try_without_retrying(run_dag: DagRunner) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from schemas.runs import (
     DagRunContext,
     DagRunResult,
+    RunTaskInstance,
     TaskInstanceResult,
     TaskState,
     TaskTryResult,
@@ -143,6 +144,12 @@ class AirflowDagRun:
             if not decided_by_airflow and len(claimed) == len(schedulable):
                 break
         return sorted(ready, key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
+
+    def task_instances(self) -> list[RunTaskInstance]:
+        return [
+            RunTaskInstance(task_id=task_id, map_index=map_index, state=state)
+            for task_id, map_index, state in self._task_states()
+        ]
 
     def _task_states(self) -> list[tuple[str, int, str | None]]:
         query = select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(

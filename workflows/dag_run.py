@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.runs import (
         DagRunRequest,
         DagRunResult,
+        RunTaskInstance,
         TaskError,
         TaskState,
         TaskTryRequest,
@@ -137,8 +138,12 @@ class DagRunWorkflow:
     async def _drive(self, dag_run: AirflowDagRun, request: DagRunRequest) -> str | None:
         """Alternate between Airflow's decisions and the outcomes of the tries it asked for."""
         while True:
-            for task in dag_run.schedule():
-                self._start_try(dag_run, task, request)
+            ready = dag_run.schedule()
+            # One snapshot for everything handed out together: the run as Airflow's database
+            # had it when these tries started (what their count and state queries see).
+            run_task_instances = dag_run.task_instances() if ready else []
+            for task in ready:
+                self._start_try(dag_run, task, request, run_task_instances)
             if dag_run.finished:
                 return None
             if not self._finished_tries:
@@ -159,7 +164,13 @@ class DagRunWorkflow:
         except asyncio.TimeoutError:
             pass
 
-    def _start_try(self, dag_run: AirflowDagRun, task: ReadyTask, request: DagRunRequest) -> None:
+    def _start_try(
+        self,
+        dag_run: AirflowDagRun,
+        task: ReadyTask,
+        request: DagRunRequest,
+        run_task_instances: list[RunTaskInstance],
+    ) -> None:
         upstream = dag_run.upstream_task_ids(task.task_id)
         try_request = TaskTryRequest(
             dag_run=dag_run.context(),
@@ -172,6 +183,10 @@ class DagRunWorkflow:
                 for (task_id, _), entries in sorted(self._xcoms.items())
                 if task_id in upstream
                 for entry in entries
+            ],
+            # Like XComs, a task sees the task instances of its own task and of its upstream tasks.
+            run_task_instances=[
+                ti for ti in run_task_instances if ti.task_id == task.task_id or ti.task_id in upstream
             ],
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
