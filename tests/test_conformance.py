@@ -20,10 +20,11 @@ from workflows.client import workflow_id
 
 CONFORMANCE_DAGS = TEST_DAGS / "conformance"
 
-# Variables come from the environment on both sides: set at collection, before the session's
+# Variables and Connections come from the environment on both sides: set at collection, before the session's
 # worker starts its task processes and before the oracle process is launched, so both inherit them.
 os.environ["AIRFLOW_VAR_CONFORMANCE_GREETING"] = "hello"
 os.environ["AIRFLOW_VAR_CONFORMANCE_SETTINGS"] = json.dumps({"limit": 3})
+os.environ["AIRFLOW_CONN_CONFORMANCE_WAREHOUSE"] = "postgres://analyst:secret@warehouse.internal:5432/sales?sslmode=require"
 
 CASES: dict[str, dict[str, Any]] = {
     "conformance_taskflow_chain": {},
@@ -53,6 +54,7 @@ CASES: dict[str, dict[str, Any]] = {
     "conformance_execution_timeout": {},
     "conformance_sensors_poke": {},
     "conformance_variables": {},
+    "conformance_connections": {},
 }
 
 
