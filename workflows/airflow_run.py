@@ -19,7 +19,7 @@ from airflow.models.taskmap import TaskMap
 from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
 from airflow.utils.state import DagRunState, TaskInstanceState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from schemas.runs import (
@@ -152,10 +152,8 @@ class AirflowDagRun:
         ]
 
     def _task_states(self) -> list[tuple[str, int, str | None]]:
-        query = select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
-            TaskInstance.dag_id == self._dag_run.dag_id, TaskInstance.run_id == self._dag_run.run_id
-        )
-        return [tuple(row) for row in self._session.execute(query.order_by(TaskInstance.task_id, TaskInstance.map_index))]
+        query = self._in_this_run(select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state))
+        return [tuple(row) for row in self._session.execute(query)]
 
     def _claim_scheduled(self) -> list[ReadyTask]:
         claimed = []
@@ -256,19 +254,19 @@ class AirflowDagRun:
         self._session.flush()
 
     def _task_instances(self, state: TaskInstanceState | None = None) -> list[TaskInstance]:
-        query = select(TaskInstance).where(
-            TaskInstance.dag_id == self._dag_run.dag_id, TaskInstance.run_id == self._dag_run.run_id
-        )
+        query = self._in_this_run(select(TaskInstance))
         if state is not None:
             query = query.where(TaskInstance.state == state)
-        return list(self._session.scalars(query.order_by(TaskInstance.task_id, TaskInstance.map_index)))
+        return list(self._session.scalars(query))
 
     def _task_instance(self, task_id: str, map_index: int) -> TaskInstance:
-        return self._session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == self._dag_run.dag_id,
-                TaskInstance.run_id == self._dag_run.run_id,
-                TaskInstance.task_id == task_id,
-                TaskInstance.map_index == map_index,
-            )
-        ).one()
+        query = self._in_this_run(select(TaskInstance)).where(
+            TaskInstance.task_id == task_id, TaskInstance.map_index == map_index
+        )
+        return self._session.scalars(query).one()
+
+    def _in_this_run(self, query: Select) -> Select:
+        """This run's task instances, in a fixed order (decisions must not depend on row order)."""
+        return query.where(
+            TaskInstance.dag_id == self._dag_run.dag_id, TaskInstance.run_id == self._dag_run.run_id
+        ).order_by(TaskInstance.task_id, TaskInstance.map_index)
