@@ -75,47 +75,60 @@ class InMemorySupervisorComms:
         sequence = self._sequence(msg.task_id, msg.key)
         return comms.XComSequenceSliceResult(root=sequence[msg.start : msg.stop : msg.step])
 
-    def _own_run_task_instances(self, msg: comms.GetTICount | comms.GetTaskStates) -> list[RunTaskInstance]:
-        """The task instances a count or state query selects, when it asks about this run only.
+    def _check_own_run(self, msg: comms.GetTICount | comms.GetTaskStates) -> None:
+        """Refuse count and state queries about anything but this run's known tasks.
 
         Mapped task groups ask how many instances the task expanded to. Other runs, other DAGs and
         task-group filters (external task sensors) need a metadata database dagbridge does not have;
-        like XComs, only the task itself and its upstream tasks are known here.
+        only the task itself and its direct upstream tasks are known here.
         """
         run = self._request.dag_run
         own_run = msg.run_ids == [run.run_id] or (
             not msg.run_ids and msg.logical_dates is not None and msg.logical_dates == [run.logical_date]
         )
-        known_tasks = {ti.task_id for ti in self._request.run_task_instances}
         if (
             msg.dag_id != run.dag_id
             or not own_run
             or msg.task_group_id is not None
             or not msg.task_ids
-            or not known_tasks.issuperset(msg.task_ids)
+            or not set(self._request.task_instance_counts).issuperset(msg.task_ids)
         ):
             raise UnsupportedTaskRequest(
-                f"dagbridge answers {type(msg).__name__} only about the task itself and its upstream "
-                "tasks in its own DAG run"
+                f"dagbridge answers {type(msg).__name__} only about the task itself and its direct "
+                "upstream tasks in its own DAG run"
             )
-        return [
-            ti
-            for ti in self._request.run_task_instances
-            if ti.task_id in msg.task_ids
-            and (msg.map_index is None or ti.map_index == msg.map_index)
-        ]
+
+    def _listed_task_instances(self, msg: comms.GetTICount | comms.GetTaskStates) -> list[RunTaskInstance]:
+        """The task instances a query selects, when every one it may select was listed."""
+        counts = self._request.task_instance_counts
+        selected = []
+        for task_id in msg.task_ids:
+            listed = [ti for ti in self._request.run_task_instances if ti.task_id == task_id]
+            chosen = [ti for ti in listed if msg.map_index is None or ti.map_index == msg.map_index]
+            if len(listed) != counts[task_id] and (msg.map_index is None or not chosen):
+                raise UnsupportedTaskRequest(
+                    f"{task_id!r} has {counts[task_id]} task instances: dagbridge answers "
+                    f"{type(msg).__name__} about each of them only for tasks mapped at most "
+                    f"{len(listed)} wide; their total count is known"
+                )
+            selected.extend(chosen)
+        return selected
 
     def _on_GetTICount(self, msg: comms.GetTICount) -> comms.TICount:
-        selected = self._own_run_task_instances(msg)
+        self._check_own_run(msg)
+        if not msg.states and msg.map_index is None:
+            return comms.TICount(count=sum(self._request.task_instance_counts[task_id] for task_id in msg.task_ids))
+        selected = self._listed_task_instances(msg)
         if msg.states:
             # The API server's convention: "null" selects task instances without a state.
             selected = [ti for ti in selected if (ti.state or "null") in msg.states]
         return comms.TICount(count=len(selected))
 
     def _on_GetTaskStates(self, msg: comms.GetTaskStates) -> comms.TaskStatesResult:
+        self._check_own_run(msg)
         states = {
             (ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"): ti.state
-            for ti in self._own_run_task_instances(msg)
+            for ti in self._listed_task_instances(msg)
         }
         return comms.TaskStatesResult(task_states={self._request.dag_run.run_id: states})
 

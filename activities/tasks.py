@@ -18,7 +18,7 @@ from activities.dag_loader import DagNotFound
 from activities.events import EventPublisher
 from bridge.backoff import Backoff
 from schemas.messages import TRY_END_STATES, TaskEvent
-from schemas.runs import TaskTryRequest, TaskTryResult
+from schemas.runs import TaskTryRequest, TaskTryResult, TryInputs
 
 
 class TaskProcessPool:
@@ -77,6 +77,8 @@ class TaskActivities:
     async def run_task_try(self, request: TaskTryRequest) -> TaskTryResult:
         result = _result_of_earlier_attempt()
         if result is None:
+            if request.inputs_held_by_workflow:
+                request = await _with_inputs_from_workflow(request)
             result = await self._run(request)
             metrics.record_task_try(request.dag_run.dag_id, result.state.value, result.end_date - result.start_date)
         else:
@@ -133,6 +135,18 @@ class TaskActivities:
                 type="TaskNotFound",
                 non_retryable=True,
             ) from err
+
+
+async def _with_inputs_from_workflow(request: TaskTryRequest) -> TaskTryRequest:
+    """Read the conf and upstream XComs the workflow kept out of this try's input."""
+    handle = activity.client().get_workflow_handle(activity.info().workflow_id)
+    inputs = await handle.query("try_inputs", request.task_id, result_type=TryInputs)
+    return request.model_copy(
+        update={
+            "dag_run": request.dag_run.model_copy(update={"conf": inputs.conf}),
+            "upstream_xcoms": inputs.upstream_xcoms,
+        }
+    )
 
 
 def _result_of_earlier_attempt() -> TaskTryResult | None:

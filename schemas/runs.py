@@ -127,15 +127,32 @@ class TaskTryRequest(_Payload):
     try_number: int
     max_tries: int
     upstream_xcoms: list[XComEntry] = Field(default_factory=list)
+    inputs_held_by_workflow: bool = Field(
+        default=False,
+        description="The run's conf and the upstream XComs were too large to travel with every try "
+        "(they would be stored in history once per try): the activity reads them with the workflow's "
+        "try_inputs query instead",
+    )
     run_task_instances: list[RunTaskInstance] = Field(
         default_factory=list,
-        description="The task instances of this task and its upstream tasks when the try was handed "
-        "out: what the task's task-instance count and state queries about its own run are answered from",
+        description="The task instances of this task and of its direct upstream tasks when the try was "
+        "handed out: what the task's task-instance count and state queries about its own run are "
+        "answered from. Of a task mapped very wide only this try's own instance is listed",
+    )
+    task_instance_counts: dict[str, int] = Field(
+        default_factory=dict, description="How many task instances each of those tasks had, listed or not"
     )
 
     @property
     def label(self) -> str:
         return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+
+class TryInputs(_Payload):
+    """What a try reads from its run when it was too large to send with the try."""
+
+    conf: dict[str, Any] = Field(default_factory=dict)
+    upstream_xcoms: list[XComEntry] = Field(default_factory=list)
 
 
 class TaskTryResult(_Payload):

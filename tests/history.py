@@ -62,3 +62,13 @@ async def activity_times(handle: WorkflowHandle) -> dict[str, tuple[datetime, da
             activity_id = ids[event.activity_task_completed_event_attributes.scheduled_event_id]
             times[activity_id] = (times[activity_id][0], event.event_time.ToDatetime(UTC))
     return times
+
+
+async def activity_input_sizes(handle: WorkflowHandle) -> list[int]:
+    """Bytes of each scheduled activity's input, as stored in history."""
+    history = await handle.fetch_history()
+    return [
+        event.activity_task_scheduled_event_attributes.input.ByteSize()
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]

@@ -36,6 +36,7 @@ def supervisor() -> InMemorySupervisorComms:
                 RunTaskInstance(task_id="group.label", map_index=2, state=None),
                 RunTaskInstance(task_id="source", state="success"),
             ],
+            task_instance_counts={"group.label": 3, "source": 1},
         )
     )
 
@@ -67,3 +68,18 @@ def test_counts_and_states_of_the_own_run() -> None:
 def test_what_it_cannot_know_is_refused_not_guessed(request_: object) -> None:
     with pytest.raises(UnsupportedTaskRequest):
         supervisor().send(request_)
+
+
+def test_a_task_mapped_too_wide_to_list_is_counted_not_listed() -> None:
+    request = supervisor()._request.model_copy(
+        update={
+            "run_task_instances": [RunTaskInstance(task_id="group.label", map_index=1, state="running")],
+            "task_instance_counts": {"group.label": 5000},
+        }
+    )
+    served = InMemorySupervisorComms(request)
+    assert served.send(comms.GetTICount(dag_id="d", task_ids=["group.label"], run_ids=["r"])).count == 5000
+    own = comms.GetTaskStates(dag_id="d", task_ids=["group.label"], run_ids=["r"], map_index=1)
+    assert served.send(own).task_states == {"r": {"group.label_1": "running"}}
+    with pytest.raises(UnsupportedTaskRequest):
+        served.send(comms.GetTICount(dag_id="d", task_ids=["group.label"], run_ids=["r"], states=["success"]))

@@ -16,7 +16,13 @@ from activities.worker import run_worker
 from schemas.runs import TaskState
 from schemas.settings import Settings
 from tests.conftest import TEST_DAGS, DagRunner
-from tests.history import activity_attempts, activity_times, local_activity_markers, scheduled_activities
+from tests.history import (
+    activity_attempts,
+    activity_input_sizes,
+    activity_times,
+    local_activity_markers,
+    scheduled_activities,
+)
 from workflows.airflow_db import private_airflow_session
 
 
@@ -178,3 +184,18 @@ async def test_task_missing_from_the_workers_dag_fails_its_try_without_retrying(
     assert result.state == "failed"
     assert [(ti.task_id, ti.state, ti.try_number) for ti in result.task_instances] == [("ghost", "failed", 1)]
     assert (await activity_attempts(handle))["ghost:-1:1"] == 1
+
+
+async def test_large_inputs_stay_in_the_workflow_and_each_try_reads_them(run_dag: DagRunner) -> None:
+    padding = "p" * 20_000
+    handle = await run_dag.start("large_inputs", conf={"padding": padding})
+    result = await handle.result()
+
+    assert result.state == "success", result.error
+    lengths = {ti.map_index: ti.xcom["return_value"] for ti in result.task_instances if ti.task_id == "measure"}
+    item_length = len("item-0000-") + 300
+    assert lengths == {i: item_length + 100 + len(padding) for i in range(100)}
+    total = next(ti for ti in result.task_instances if ti.task_id == "total")
+    assert total.xcom["return_value"] == sum(lengths.values()) + 100
+    # Neither the 20 kB conf nor the 31 kB list is stored once per try.
+    assert max(await activity_input_sizes(handle)) < 16 * 1024

@@ -19,13 +19,12 @@ from airflow.models.taskmap import TaskMap
 from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
 from airflow.utils.state import DagRunState, TaskInstanceState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from schemas.runs import (
     DagRunContext,
     DagRunResult,
-    RunTaskInstance,
     TaskInstanceResult,
     TaskState,
     TaskTryResult,
@@ -33,6 +32,8 @@ from schemas.runs import (
 
 BUNDLE_NAME = "dagbridge"
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
+IN_FLIGHT_STATES = frozenset({TaskInstanceState.SCHEDULED, TaskInstanceState.QUEUED, TaskInstanceState.RUNNING})
+TIMED_STATES = frozenset({TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE})
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class AirflowDagRun:
         self._session = session
         self.dag = dag
         self._dag_run = dag_run
+        # Task instance states as the previous scheduling pass left them: what changed since
+        # tells which task instances Airflow needs to look at again.
+        self._states_seen: dict[tuple[str, int], str | None] = {}
+        self._changed_task_ids: set[str] = set()
+        self._relatives: dict[str, frozenset[str]] = {}
+        self._upstream: dict[str, frozenset[str]] = {}
+        # The session's identity map only holds objects weakly: without a reference, every pass
+        # would rebuild all task instance objects from their rows.
+        self._loaded: list[TaskInstance] = []
+        self._focus_airflow_on_changes()
 
     @classmethod
     def create(
@@ -126,17 +137,18 @@ class AirflowDagRun:
         """
         ready: list[ReadyTask] = []
         while True:
-            states_before = self._task_states()
+            states_before = self._take_changes()
             self._dag_run.dag = self.dag
             schedulable, _ = self._dag_run.update_state(session=self._session, execute_callbacks=False)
             if self.finished:
                 break
-            decided_by_airflow = self._task_states() != states_before
+            decided_by_airflow = self._state_map() != states_before
             claimed: list[ReadyTask] = []
             if schedulable:
                 self._dag_run.schedule_tis(schedulable, session=self._session)
-                # schedule_tis updates rows in bulk without refreshing loaded objects.
-                self._session.expire_all()
+                # schedule_tis updates rows in bulk without refreshing the objects it was given.
+                for ti in schedulable:
+                    self._session.expire(ti)
                 claimed = self._claim_scheduled()
                 ready.extend(claimed)
             # Handing out tasks decides nothing new; anything else Airflow changed (a skip, an
@@ -145,15 +157,89 @@ class AirflowDagRun:
                 break
         return sorted(ready, key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
 
-    def task_instances(self) -> list[RunTaskInstance]:
-        return [
-            RunTaskInstance(task_id=task_id, map_index=map_index, state=state)
-            for task_id, map_index, state in self._task_states()
-        ]
+    def _take_changes(self) -> dict[tuple[str, int], str | None]:
+        """The states now, remembering which tasks changed since the previous pass looked."""
+        self._load_task_instances()
+        states = self._state_map()
+        self._changed_task_ids = {
+            task_id
+            for (task_id, map_index), state in states.items()
+            if self._states_seen.get((task_id, map_index), "unseen") != state
+        }
+        self._states_seen = states
+        return states
 
-    def _task_states(self) -> list[tuple[str, int, str | None]]:
-        query = self._in_this_run(select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state))
-        return [tuple(row) for row in self._session.execute(query)]
+    def _load_task_instances(self) -> None:
+        """Keep every task instance of the run loaded, reloading only when their number changed.
+
+        Airflow adds task instances while scheduling (mapped tasks expand); the loaded objects
+        are the session's own, so state changes made through them or through ``record`` show.
+        """
+        count = self._session.scalar(self._in_this_run(select(func.count())).select_from(TaskInstance).order_by(None))
+        if count != len(self._loaded):
+            self._loaded = self._task_instances()
+
+    def _focus_airflow_on_changes(self) -> None:
+        """Let Airflow's scheduling pass look only at task instances that can have become ready.
+
+        Airflow checks every waiting task instance against every finished one in each pass,
+        which grows with the square of the DAG's size. Whether a task instance's dependencies
+        are met only changes when one of its upstream tasks (or their setups) changes state or
+        when time passes (retry and reschedule waits), so the others are left out of the
+        dependency check; everything else update_state does (expansion, the run's state) is
+        unchanged.
+        """
+        dag_run = self._dag_run
+        check_ready = dag_run._get_ready_tis
+        check_premature = dag_run._are_premature_tis
+
+        def get_ready_tis(schedulable_tis, finished_tis, session):
+            candidates = [ti for ti in schedulable_tis if self._may_be_ready(ti)]
+            # Airflow's dependency checks only look at finished relatives of the task instance.
+            relevant = set().union(*(self._relatives_of(ti.task_id) for ti in candidates))
+            return check_ready(candidates, [ti for ti in finished_tis if ti.task_id in relevant], session)
+
+        def are_premature_tis(unfinished_tis, finished_tis, session):
+            # A task instance the workflow is running makes the run not deadlocked; Airflow would
+            # find the same by checking every waiting one.
+            if any(ti.state in IN_FLIGHT_STATES for ti in unfinished_tis):
+                return True, False
+            return check_premature(unfinished_tis, finished_tis, session)
+
+        def get_task_instances(state=None, *, session=None):
+            wanted = None if state is None else ({state} if isinstance(state, str) else set(state))
+            return [ti for ti in self._loaded if wanted is None or ti.state in wanted]
+
+        dag_run._get_ready_tis = get_ready_tis
+        dag_run._are_premature_tis = are_premature_tis
+        dag_run.get_task_instances = get_task_instances
+
+    def _may_be_ready(self, ti: TaskInstance) -> bool:
+        if ti.state in TIMED_STATES or self._states_seen.get((ti.task_id, ti.map_index), "unseen") == "unseen":
+            return True
+        relatives = self._relatives_of(ti.task_id)
+        return ti.task_id in self._changed_task_ids or not relatives or not relatives.isdisjoint(self._changed_task_ids)
+
+    def _relatives_of(self, task_id: str) -> frozenset[str]:
+        """The tasks whose state Airflow's dependency checks of this task look at."""
+        relatives = self._relatives.get(task_id)
+        if relatives is None:
+            task = self.dag.get_task(task_id)
+            relatives = frozenset(task.upstream_task_ids) | {
+                relative.task_id for relative in task.get_upstreams_only_setups_and_teardowns()
+            }
+            self._relatives[task_id] = relatives
+        return relatives
+
+    def task_instance_states(self) -> dict[str, list[tuple[int, str | None]]]:
+        """Task id -> (map index, state) of each of its task instances, in map index order."""
+        by_task: dict[str, list[tuple[int, str | None]]] = {}
+        for ti in self._loaded:
+            by_task.setdefault(ti.task_id, []).append((ti.map_index, ti.state))
+        return by_task
+
+    def _state_map(self) -> dict[tuple[str, int], str | None]:
+        return {(ti.task_id, ti.map_index): ti.state for ti in self._loaded}
 
     def _claim_scheduled(self) -> list[ReadyTask]:
         claimed = []
@@ -221,9 +307,15 @@ class AirflowDagRun:
             times.append(ti.next_retry_datetime())
         return min(times, default=None)
 
-    def upstream_task_ids(self, task_id: str) -> set[str]:
+    def upstream_task_ids(self, task_id: str) -> frozenset[str]:
         """Every task this one transitively depends on: where its XCom pulls may look."""
-        return self.dag.get_task(task_id).get_flat_relative_ids(upstream=True)
+        upstream = self._upstream.get(task_id)
+        if upstream is None:
+            upstream = self._upstream[task_id] = frozenset(self.dag.get_task(task_id).get_flat_relative_ids(upstream=True))
+        return upstream
+
+    def direct_upstream_task_ids(self, task_id: str) -> frozenset[str]:
+        return frozenset(self.dag.get_task(task_id).upstream_task_ids)
 
     def result(self, error: str | None = None) -> DagRunResult:
         run = self._dag_run

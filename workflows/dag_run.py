@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         DagRunResult,
         RunTaskInstance,
         TaskError,
+        TryInputs,
         TaskState,
         TaskTryRequest,
         TaskTryResult,
@@ -51,6 +53,11 @@ EVENT_RETRY_POLICY = RetryPolicy(
 )
 EVENT_PUBLISH_TIMEOUT = timedelta(seconds=30)
 
+# A try's input is stored in history once per try: a conf and upstream XComs larger than this
+# stay in the workflow and the activity reads them with a query.
+INLINE_INPUTS_BYTES = 16 * 1024
+LISTED_TASK_INSTANCES = 64
+
 
 @workflow.defn(name=DAG_RUN_WORKFLOW, sandboxed=False)
 class DagRunWorkflow:
@@ -64,7 +71,17 @@ class DagRunWorkflow:
     def __init__(self) -> None:
         self._finished_tries: list[TaskTryResult] = []
         self._running: int = 0
-        self._xcoms: dict[tuple[str, int], list[XComEntry]] = {}
+        self._xcoms: dict[str, dict[int, list[XComEntry]]] = {}
+        self._xcom_bytes: dict[str, int] = {}
+        self._dag_run: AirflowDagRun | None = None
+        self._conf: dict = {}
+        self._conf_bytes = 0
+
+    @workflow.query
+    def try_inputs(self, task_id: str) -> TryInputs:
+        """The conf and upstream XComs of a try whose inputs were too large to send with it."""
+        assert self._dag_run is not None, "no try was handed out yet"
+        return TryInputs(conf=self._conf, upstream_xcoms=self._upstream_xcoms(self._dag_run, task_id))
 
     @workflow.run
     async def run(self, request: DagRunRequest) -> DagRunResult:
@@ -116,6 +133,9 @@ class DagRunWorkflow:
                     type="InvalidDagRun",
                     non_retryable=True,
                 ) from err
+            self._dag_run = dag_run
+            self._conf = request.conf
+            self._conf_bytes = len(json.dumps(request.conf))
             error = await self._drive(dag_run, request)
             return self._result(dag_run, error)
 
@@ -141,9 +161,9 @@ class DagRunWorkflow:
             ready = dag_run.schedule()
             # One snapshot for everything handed out together: the run as Airflow's database
             # had it when these tries started (what their count and state queries see).
-            run_task_instances = dag_run.task_instances() if ready else []
+            task_instance_states = dag_run.task_instance_states() if ready else {}
             for task in ready:
-                self._start_try(dag_run, task, request, run_task_instances)
+                self._start_try(dag_run, task, request, task_instance_states)
             if dag_run.finished:
                 return None
             if not self._finished_tries:
@@ -169,29 +189,48 @@ class DagRunWorkflow:
         dag_run: AirflowDagRun,
         task: ReadyTask,
         request: DagRunRequest,
-        run_task_instances: list[RunTaskInstance],
+        task_instance_states: dict[str, list[tuple[int, str | None]]],
     ) -> None:
-        upstream = dag_run.upstream_task_ids(task.task_id)
+        upstream_xcoms = self._upstream_xcoms(dag_run, task.task_id)
+        upstream_bytes = sum(self._xcom_bytes[task_id] for task_id in {entry.task_id for entry in upstream_xcoms})
+        inline = self._conf_bytes + upstream_bytes <= INLINE_INPUTS_BYTES
+        context = dag_run.context()
+        # A task sees the task instances of its own task and of its direct upstream tasks. Those
+        # of a task mapped very wide are counted, not listed, or every try's input would grow
+        # with the width; of its own task it still sees itself.
+        seen = {task.task_id: task_instance_states.get(task.task_id, [])} | {
+            task_id: task_instance_states.get(task_id, []) for task_id in dag_run.direct_upstream_task_ids(task.task_id)
+        }
+        listed = [
+            RunTaskInstance(task_id=task_id, map_index=map_index, state=state)
+            for task_id, instances in sorted(seen.items())
+            for map_index, state in instances
+            if len(instances) <= LISTED_TASK_INSTANCES or (task_id, map_index) == (task.task_id, task.map_index)
+        ]
         try_request = TaskTryRequest(
-            dag_run=dag_run.context(),
+            dag_run=context if inline else context.model_copy(update={"conf": {}}),
             task_id=task.task_id,
             map_index=task.map_index,
             try_number=task.try_number,
             max_tries=task.max_tries,
-            upstream_xcoms=[
-                entry
-                for (task_id, _), entries in sorted(self._xcoms.items())
-                if task_id in upstream
-                for entry in entries
-            ],
-            # Like XComs, a task sees the task instances of its own task and of its upstream tasks.
-            run_task_instances=[
-                ti for ti in run_task_instances if ti.task_id == task.task_id or ti.task_id in upstream
-            ],
+            upstream_xcoms=upstream_xcoms if inline else [],
+            inputs_held_by_workflow=not inline,
+            run_task_instances=listed,
+            task_instance_counts={task_id: len(instances) for task_id, instances in seen.items()},
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
         self._running += 1
         asyncio.create_task(self._run_try(try_request, queue, request))
+
+    def _upstream_xcoms(self, dag_run: AirflowDagRun, task_id: str) -> list[XComEntry]:
+        """The XComs a task may pull: those of every task it transitively depends on."""
+        upstream = dag_run.upstream_task_ids(task_id)
+        return [
+            entry
+            for upstream_id in sorted(upstream.intersection(self._xcoms))
+            for _, entries in sorted(self._xcoms[upstream_id].items())
+            for entry in entries
+        ]
 
     async def _run_try(self, try_request: TaskTryRequest, queue: str, request: DagRunRequest) -> None:
         options = request.options
@@ -225,9 +264,21 @@ class DagRunWorkflow:
                 start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
                 retry_policy=EVENT_RETRY_POLICY,
             )
-        self._xcoms[(result.task_id, result.map_index)] = list(result.xcoms)
+        self._store_xcoms(result)
         self._running -= 1
         self._finished_tries.append(result)
+
+    def _store_xcoms(self, result: TaskTryResult) -> None:
+        """Keep a try's XComs (a later try of the same task instance replaces them) and their size."""
+        by_map_index = self._xcoms.setdefault(result.task_id, {})
+        replaced = by_map_index.pop(result.map_index, [])
+        if result.xcoms:
+            by_map_index[result.map_index] = list(result.xcoms)
+        elif not by_map_index:
+            del self._xcoms[result.task_id]
+        self._xcom_bytes[result.task_id] = (
+            self._xcom_bytes.get(result.task_id, 0) - _size(replaced) + _size(result.xcoms)
+        )
 
     def _result(self, dag_run: AirflowDagRun, error: str | None) -> DagRunResult:
         result = dag_run.result(error)
@@ -237,7 +288,8 @@ class DagRunWorkflow:
                     ti.model_copy(
                         update={
                             "xcom": {
-                                entry.key: entry.value for entry in self._xcoms.get((ti.task_id, ti.map_index), [])
+                                entry.key: entry.value
+                                for entry in self._xcoms.get(ti.task_id, {}).get(ti.map_index, [])
                             }
                         }
                     )
@@ -245,3 +297,7 @@ class DagRunWorkflow:
                 ]
             }
         )
+
+
+def _size(entries: list[XComEntry]) -> int:
+    return sum(len(json.dumps(entry.value)) for entry in entries)

@@ -1,0 +1,44 @@
+"""DAGs of growing size for the scale benchmark: the same shape at 10 to 2,000 tasks, and a
+task mapped over 10,000 items."""
+
+import datetime
+
+from airflow.sdk import DAG, task
+
+SIZES = (10, 100, 1000, 2000)
+# Tasks run as this many parallel chains, so the scheduler always has several tries in flight and
+# each result makes exactly one task ready: the work per result does not change with DAG size.
+CHAINS = 10
+MAPPED_ITEMS = 10_000
+START = datetime.datetime(2025, 1, 1)
+
+
+@task
+def step() -> None:
+    """Does nothing, so what is measured is the engine's cost per task."""
+
+
+for size in SIZES:
+    with DAG(f"bench_scale_{size}", schedule=None, start_date=START, catchup=False):
+        steps = [step.override(task_id=f"step_{i}")() for i in range(size)]
+        for i in range(CHAINS, size):
+            steps[i - CHAINS] >> steps[i]
+
+
+@task
+def items() -> list[int]:
+    return list(range(MAPPED_ITEMS))
+
+
+@task
+def double(item: int) -> int:
+    return item * 2
+
+
+@task
+def total(values) -> int:
+    return sum(values)
+
+
+with DAG(f"bench_map_{MAPPED_ITEMS}", schedule=None, start_date=START, catchup=False):
+    total(double.expand(item=items()))
