@@ -1,8 +1,9 @@
 """The worker's Prometheus metrics.
 
-Labels are bounded on purpose: dag_id, state and topic. A run_id label would create one series
-per run and grow without end. The dag_ids are those of the dags folder, plus, for runs finished,
-any unknown dag_id a trigger named: its run fails at once, as costly as the series it adds.
+Labels are bounded on purpose: dag_id, state, topic, and a callback's level and kind. A run_id
+label would create one series per run and grow without end. The dag_ids are those of the dags
+folder, plus, for runs finished, any unknown dag_id a trigger named: its run fails at once, as
+costly as the series it adds.
 """
 
 from __future__ import annotations
@@ -41,7 +42,19 @@ DAG_RUNS_FINISHED = Counter(
     ["dag_id", "state"],
 )
 
+CALLBACK_FAILURES = Counter(
+    "dagbridge_callback_failures",
+    "Airflow callbacks that raised, by level (task or dag) and kind (e.g. on_failure_callback); "
+    "like Airflow, dagbridge logs them and keeps the outcome of the try or run.",
+    ["dag_id", "level", "callback"],
+)
+
 
 def record_task_try(dag_id: str, state: str, duration: timedelta) -> None:
     TASK_TRIES.labels(dag_id, state).inc()
     TASK_DURATION.labels(dag_id).observe(max(duration.total_seconds(), 0.0))
+
+
+def record_callback_failures(dag_id: str, level: str, callbacks: list[str]) -> None:
+    for callback in callbacks:
+        CALLBACK_FAILURES.labels(dag_id, level, callback).inc()

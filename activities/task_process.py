@@ -11,8 +11,11 @@ from __future__ import annotations
 import gc
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import structlog
 from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
@@ -43,9 +46,47 @@ def warm_up() -> int:
     return os.getpid()
 
 
-def run_task_try(request: TaskTryRequest) -> TaskTryResult:
+def get_dag(dag_id: str) -> Any:
+    """The DAG as this process parsed it from the worker's dags folder."""
     assert _loader is not None, "init_task_process was not called"
-    dag = _loader.get_dag(request.dag_run.dag_id)
+    return _loader.get_dag(dag_id)
+
+
+@contextmanager
+def environment_restored() -> Iterator[None]:
+    """User code may change the environment; the next try in this process must not see it."""
+    environment = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+class CallbackFailureLog:
+    """The runner's logger, noting each task callback the runner reports as failed.
+
+    Airflow's runner catches an exception from a task callback and only logs it (the try's
+    outcome must not change); this is where dagbridge learns of it, to count it.
+    """
+
+    FAILED_CALLBACK_EVENT = "Failed to run task callback"
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+        self.failed: list[str] = []
+
+    def exception(self, event: str, *args: Any, **kw: Any) -> Any:
+        if event == self.FAILED_CALLBACK_EVENT:
+            self.failed.append(kw["kind"])
+        return self._log.exception(event, *args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+def run_task_try(request: TaskTryRequest) -> TaskTryResult:
+    dag = get_dag(request.dag_run.dag_id)
     task = dag.get_task(request.task_id)
     run_info = request.dag_run
     ti_key = f"{run_info.dag_id}/{run_info.run_id}/{request.task_id}/{request.map_index}"
@@ -87,20 +128,16 @@ def run_task_try(request: TaskTryRequest) -> TaskTryResult:
     )
 
     comms = InMemorySupervisorComms(request)
-    environment = dict(os.environ)
-    log = structlog.get_logger(logger_name="task").bind(
-        dag_id=run_info.dag_id, run_id=run_info.run_id, task_id=request.task_id, map_index=request.map_index
+    log = CallbackFailureLog(
+        structlog.get_logger(logger_name="task").bind(
+            dag_id=run_info.dag_id, run_id=run_info.run_id, task_id=request.task_id, map_index=request.map_index
+        )
     )
-    try:
-        with set_supervisor_comms(comms):
-            context = ti.get_template_context()
-            state, _, error = run(ti, context, log)
-            context["exception"] = error
-            finalize(ti, state, context, log, error)
-    finally:
-        # A task may change the environment; the next try in this process must not see it.
-        os.environ.clear()
-        os.environ.update(environment)
+    with environment_restored(), set_supervisor_comms(comms):
+        context = ti.get_template_context()
+        state, _, error = run(ti, context, log)
+        context["exception"] = error
+        finalize(ti, state, context, log, error)
 
     return TaskTryResult(
         task_id=request.task_id,
@@ -116,4 +153,5 @@ def run_task_try(request: TaskTryRequest) -> TaskTryResult:
         retry_delay_seconds=getattr(comms.outcome, "retry_delay_seconds", None),
         reschedule_date=getattr(comms.outcome, "reschedule_date", None),
         rendered_map_index=comms.rendered_map_index,
+        failed_callbacks=log.failed,
     )

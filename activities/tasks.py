@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TypeVar
 
 from airflow.sdk.exceptions import TaskNotFound
 from temporalio import activity
@@ -19,6 +21,9 @@ from activities.events import EventPublisher
 from bridge.backoff import Backoff
 from schemas.messages import TRY_END_STATES, TaskEvent
 from schemas.runs import TaskTryRequest, TaskTryResult, TryInputs
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class TaskProcessPool:
@@ -45,9 +50,13 @@ class TaskProcessPool:
             future.result()
 
     async def run(self, request: TaskTryRequest) -> TaskTryResult:
+        return await self.call(task_process.run_task_try, request)
+
+    async def call(self, function: Callable[[A], R], argument: A) -> R:
+        """Run user code (``function`` must be importable by name) in one of the processes."""
         executor = self._executor
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, task_process.run_task_try, request)
+            return await asyncio.get_running_loop().run_in_executor(executor, function, argument)
         except BrokenProcessPool:
             # A task took its process down (os._exit, a crash in native code): replace the pool
             # once, and let Temporal retry the try as it would after losing the whole worker.
@@ -81,6 +90,7 @@ class TaskActivities:
                 request = await _with_inputs_from_workflow(request)
             result = await self._run(request)
             metrics.record_task_try(request.dag_run.dag_id, result.state.value, result.end_date - result.start_date)
+            metrics.record_callback_failures(request.dag_run.dag_id, "task", result.failed_callbacks)
         else:
             activity.logger.info("%s try %d already ran, publishing its event", request.label, request.try_number)
         if self._events is not None and self._events.enabled and result.state in TRY_END_STATES:

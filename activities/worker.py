@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+from activities.callbacks import CallbackActivities
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
 from activities.events import EventActivities, EventPublisher
@@ -50,6 +51,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 activities=[
                     DagActivities(loader).load_serialized_dag,
                     TaskActivities(pool, events=events).run_task_try,
+                    CallbackActivities(pool).run_callbacks,
                     event_activities.publish_run_event,
                     event_activities.publish_task_event,
                 ],

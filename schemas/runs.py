@@ -36,6 +36,12 @@ class RunOptions(_Payload):
     default_task_queue: str = "dagbridge"
     task_start_to_close_timeout_seconds: float = 24 * 3600
     task_heartbeat_timeout_seconds: float = 30
+    task_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Attempts at a try whose activity produced no result (a lost worker, a timeout) "
+        "before the try counts as failed without its runner reporting",
+    )
 
 
 class DagRunRequest(_Payload):
@@ -173,3 +179,8 @@ class TaskTryResult(_Payload):
     retry_delay_seconds: float | None = None
     reschedule_date: datetime | None = None
     rendered_map_index: str | None = None
+    failed_callbacks: list[str] = Field(
+        default_factory=list,
+        description="The task callbacks (e.g. on_success_callback) that raised during the try; Airflow "
+        "logs them and keeps the try's outcome",
+    )

@@ -228,5 +228,6 @@ def test_the_dashboard_only_queries_metrics_the_code_registers():
         "dagbridge_events_published",
         "dagbridge_events_failed",
         "dagbridge_dag_runs_finished",
+        "dagbridge_callback_failures",
     } <= families
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DagRunData, TIRunContext
+from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
 from airflow.models.dag import DagModel
 from airflow.models.dagbundle import DagBundleModel
 from airflow.models.dagrun import DagRun
@@ -63,6 +65,7 @@ class AirflowDagRun:
         # would rebuild all task instance objects from their rows.
         self._loaded: list[TaskInstance] = []
         self._focus_airflow_on_changes()
+        self.dag_callback: DagCallbackRequest | None = None
 
     @classmethod
     def create(
@@ -82,7 +85,9 @@ class AirflowDagRun:
         """
         dag_id = serialized_dag["dag"]["dag_id"]
         session.add(DagBundleModel(name=BUNDLE_NAME))
-        session.add(DagModel(dag_id=dag_id, bundle_name=BUNDLE_NAME))
+        # Airflow's callback requests name the DAG's file, where its DAG processor runs them.
+        fileloc = serialized_dag["dag"].get("relative_fileloc") or ""
+        session.add(DagModel(dag_id=dag_id, bundle_name=BUNDLE_NAME, relative_fileloc=fileloc))
         session.flush()
         SerializedDagModel.write_dag(
             LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session
@@ -139,7 +144,10 @@ class AirflowDagRun:
         while True:
             states_before = self._take_changes()
             self._dag_run.dag = self.dag
-            schedulable, _ = self._dag_run.update_state(session=self._session, execute_callbacks=False)
+            schedulable, dag_callback = self._dag_run.update_state(session=self._session, execute_callbacks=False)
+            if dag_callback is not None:
+                # What Airflow's scheduler would hand its DAG processor once the run ended.
+                self.dag_callback = dag_callback
             if self.finished:
                 break
             decided_by_airflow = self._state_map() != states_before
@@ -291,6 +299,31 @@ class AirflowDagRun:
                     skipped.state = TaskInstanceState.SKIPPED
                     skipped.start_date = skipped.end_date = result.end_date
         self._session.flush()
+
+    def unreported_failure_callback(self, result: TaskTryResult) -> TaskCallbackRequest | None:
+        """The callback Airflow's scheduler asks for when a try ended without its runner reporting.
+
+        A lost worker (Airflow: a task instance heartbeat timeout) never reached ``finalize``, so
+        the task's retry or failure callback has not run; Airflow then runs it from the DAG
+        processor, with this request. ``None`` when the task has no such callback.
+        """
+        ti = self._task_instance(result.task_id, result.map_index)
+        task = self.dag.get_task(ti.task_id)
+        retrying = result.state is TaskState.UP_FOR_RETRY
+        if not (task.has_on_retry_callback if retrying else task.has_on_failure_callback):
+            return None
+        return TaskCallbackRequest(
+            filepath=self._dag_run.dag_model.relative_fileloc,
+            bundle_name=BUNDLE_NAME,
+            bundle_version=None,
+            ti=ti,
+            msg=result.error.message if result.error else None,
+            task_callback_type=TaskInstanceState.UP_FOR_RETRY if retrying else TaskInstanceState.FAILED,
+            context_from_server=TIRunContext(
+                dag_run=DagRunData.model_validate(self._dag_run, from_attributes=True),
+                max_tries=ti.max_tries,
+            ),
+        )
 
     def fail_task(self, task_id: str, map_index: int, at: datetime) -> None:
         """Mark a try failed when its activity could not report an outcome at all."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from airflow.configuration import conf as airflow_conf
 
+    from activities.callbacks import CallbackActivities, CallbackRequest
     from activities.dags import DagActivities
     from activities.events import EventActivities
     from activities.tasks import TaskActivities
@@ -57,6 +59,17 @@ EVENT_PUBLISH_TIMEOUT = timedelta(seconds=30)
 # stay in the workflow and the activity reads them with a query.
 INLINE_INPUTS_BYTES = 16 * 1024
 LISTED_TASK_INSTANCES = 64
+
+# A callback that raises is caught and counted inside the activity: what fails the activity is a
+# lost worker or a timeout (worth another attempt or two, not more: callbacks are user code) or a
+# DAG the worker cannot load (worth none).
+CALLBACK_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=["DagNotFound", "TaskNotFound"],
+)
+# As long as Airflow's DAG processor, which runs these callbacks there, may work on one file.
+CALLBACK_TIMEOUT = timedelta(seconds=airflow_conf.getint("dag_processor", "dag_file_processor_timeout"))
 
 
 @workflow.defn(name=DAG_RUN_WORKFLOW, sandboxed=False)
@@ -137,7 +150,23 @@ class DagRunWorkflow:
             self._conf = request.conf
             self._conf_bytes = len(json.dumps(request.conf))
             error = await self._drive(dag_run, request)
+            if dag_run.dag_callback is not None:
+                await self._run_callbacks(dag_run.dag_callback, request)
             return self._result(dag_run, error)
+
+    async def _run_callbacks(self, callback: CallbackRequest, request: DagRunRequest) -> None:
+        """Run Airflow callbacks; like Airflow, whatever happens to them leaves the outcome as it is."""
+        try:
+            await workflow.execute_activity_method(
+                CallbackActivities.run_callbacks,
+                callback,
+                task_queue=request.options.default_task_queue,
+                start_to_close_timeout=CALLBACK_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=request.options.task_heartbeat_timeout_seconds),
+                retry_policy=CALLBACK_RETRY_POLICY,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("%s did not run: %s", callback.type, err.cause or err)
 
     async def _load_dag(self, dag_id: str) -> dict:
         try:
@@ -220,7 +249,7 @@ class DagRunWorkflow:
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
         self._running += 1
-        asyncio.create_task(self._run_try(try_request, queue, request))
+        asyncio.create_task(self._run_try(dag_run, try_request, queue, request))
 
     def _upstream_xcoms(self, dag_run: AirflowDagRun, task_id: str) -> list[XComEntry]:
         """The XComs a task may pull: those of every task it transitively depends on."""
@@ -232,7 +261,9 @@ class DagRunWorkflow:
             for entry in entries
         ]
 
-    async def _run_try(self, try_request: TaskTryRequest, queue: str, request: DagRunRequest) -> None:
+    async def _run_try(
+        self, dag_run: AirflowDagRun, try_request: TaskTryRequest, queue: str, request: DagRunRequest
+    ) -> None:
         options = request.options
         started = workflow.now()
         try:
@@ -243,7 +274,7 @@ class DagRunWorkflow:
                 task_queue=queue,
                 start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
-                retry_policy=ACTIVITY_RETRY_POLICY,
+                retry_policy=dataclasses.replace(ACTIVITY_RETRY_POLICY, maximum_attempts=options.task_attempts),
             )
         except ActivityError as err:
             cause = err.cause or err
@@ -264,6 +295,9 @@ class DagRunWorkflow:
                 start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
                 retry_policy=EVENT_RETRY_POLICY,
             )
+            # Nor did its runner reach the try's retry or failure callback.
+            if (callback := dag_run.unreported_failure_callback(result)) is not None:
+                await self._run_callbacks(callback, request)
         self._store_xcoms(result)
         self._running -= 1
         self._finished_tries.append(result)
