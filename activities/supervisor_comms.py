@@ -119,6 +119,9 @@ class InMemorySupervisorComms:
         }
         return comms.TaskStatesResult(task_states={self._request.dag_run.run_id: states})
 
+    def _on_GetTaskRescheduleStartDate(self, msg: comms.GetTaskRescheduleStartDate) -> comms.TaskRescheduleStartDate:
+        return comms.TaskRescheduleStartDate(start_date=self._request.first_reschedule_start_date)
+
     def _on_SetXCom(self, msg: comms.SetXCom) -> None:
         self.pushed[msg.key] = XComEntry(
             task_id=msg.task_id, map_index=self._request.map_index, key=msg.key, value=msg.value

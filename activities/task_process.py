@@ -69,6 +69,7 @@ def run_task_try(request: TaskTryRequest) -> TaskTryResult:
         max_tries=request.max_tries,
         should_retry=request.max_tries != 0 and request.try_number <= request.max_tries,
         start_date=start_date,
+        task_reschedule_count=request.reschedule_count,
     )
     ti = RuntimeTaskInstance.model_construct(
         id=uuid.uuid5(_NAMESPACE, f"{ti_key}/{request.try_number}"),

@@ -132,6 +132,12 @@ class TaskTryRequest(_Payload):
         description="The task instances of this task and its upstream tasks when the try was handed "
         "out: what the task's task-instance count and state queries about its own run are answered from",
     )
+    reschedule_count: int = Field(
+        default=0, description="Pokes of this try that already ended with a reschedule (reschedule-mode sensors)"
+    )
+    first_reschedule_start_date: datetime | None = Field(
+        default=None, description="When this try's first rescheduled poke started: where a sensor's timeout counts from"
+    )
 
     @property
     def label(self) -> str:

@@ -188,6 +188,8 @@ class DagRunWorkflow:
             run_task_instances=[
                 ti for ti in run_task_instances if ti.task_id == task.task_id or ti.task_id in upstream
             ],
+            reschedule_count=task.reschedule_count,
+            first_reschedule_start_date=task.first_reschedule_start_date,
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
         self._running += 1
@@ -200,7 +202,7 @@ class DagRunWorkflow:
             result = await workflow.execute_activity_method(
                 TaskActivities.run_task_try,
                 try_request,
-                activity_id=f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}",
+                activity_id=_activity_id(try_request),
                 task_queue=queue,
                 start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
@@ -245,3 +247,11 @@ class DagRunWorkflow:
                 ]
             }
         )
+
+
+def _activity_id(try_request: TaskTryRequest) -> str:
+    """Unique per poke: a rescheduled sensor pokes again under the same try number."""
+    activity_id = f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}"
+    if try_request.reschedule_count:
+        activity_id += f":reschedule-{try_request.reschedule_count}"
+    return activity_id
