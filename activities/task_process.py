@@ -21,20 +21,24 @@ from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize
 from airflow.utils.state import TaskInstanceState
 
 from activities.dag_loader import DagLoader
+from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms
 from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
+from schemas.settings import Settings
 
 _loader: DagLoader | None = None
+_dag_runs: DagRunTriggers | None = None
 
 # Airflow's run ids and dag versions are UUIDs its runner only echoes back; derive them from
 # the task instance so they are stable across retries of the same activity.
 _NAMESPACE = uuid.UUID("0b8a7f53-6c1e-4c55-9b53-6d6a1f0c2a11")
 
 
-def init_task_process(dags_folder: str) -> None:
-    """Pool initializer: remember where the DAGs are (importing this module imported Airflow)."""
-    global _loader
-    _loader = DagLoader(Path(dags_folder))
+def init_task_process(settings: Settings) -> None:
+    """Pool initializer: remember where the DAGs and Temporal are (importing this module imported Airflow)."""
+    global _loader, _dag_runs
+    _loader = DagLoader(Path(settings.dags_folder))
+    _dag_runs = DagRunTriggers(settings, _loader)
     gc.collect()
     gc.freeze()
 
@@ -44,7 +48,7 @@ def warm_up() -> int:
 
 
 def run_task_try(request: TaskTryRequest) -> TaskTryResult:
-    assert _loader is not None, "init_task_process was not called"
+    assert _loader is not None and _dag_runs is not None, "init_task_process was not called"
     dag = _loader.get_dag(request.dag_run.dag_id)
     task = dag.get_task(request.task_id)
     run_info = request.dag_run
@@ -87,7 +91,7 @@ def run_task_try(request: TaskTryRequest) -> TaskTryResult:
         state=TaskInstanceState.RUNNING,
     )
 
-    comms = InMemorySupervisorComms(request)
+    comms = InMemorySupervisorComms(request, _dag_runs)
     environment = dict(os.environ)
     log = structlog.get_logger(logger_name="task").bind(
         dag_id=run_info.dag_id, run_id=run_info.run_id, task_id=request.task_id, map_index=request.map_index

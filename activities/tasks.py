@@ -7,7 +7,6 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 
 from airflow.sdk.exceptions import TaskNotFound
 from temporalio import activity
@@ -19,14 +18,15 @@ from activities.events import EventPublisher
 from bridge.backoff import Backoff
 from schemas.messages import TRY_END_STATES, TaskEvent
 from schemas.runs import TaskTryRequest, TaskTryResult
+from schemas.settings import Settings
 
 
 class TaskProcessPool:
     """A fixed set of pre-started processes with Airflow imported, one task try at a time each."""
 
-    def __init__(self, dags_folder: Path, processes: int) -> None:
-        self._dags_folder = str(dags_folder)
-        self._processes = processes
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._processes = settings.task_processes
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -36,7 +36,7 @@ class TaskProcessPool:
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=task_process.init_task_process,
-            initargs=(self._dags_folder,),
+            initargs=(self._settings,),
         )
 
     def start(self) -> None:

@@ -54,6 +54,7 @@ CASES: dict[str, dict[str, Any]] = {
     "conformance_execution_timeout": {},
     "conformance_sensors_poke": {},
     "conformance_sensors_reschedule": {},
+    "conformance_trigger_dag_run": {},
     "conformance_variables": {},
     "conformance_connections": {},
 }

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk.execution_time import comms
 
+from activities.dag_loader import DagLoader
+from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms, UnsupportedTaskRequest
 from schemas.runs import DagRunContext, RunTaskInstance, TaskTryRequest
+from schemas.settings import Settings
+from tests.conftest import TEST_DAGS
 
 LOGICAL_DATE = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -36,7 +40,9 @@ def supervisor() -> InMemorySupervisorComms:
                 RunTaskInstance(task_id="group.label", map_index=2, state=None),
                 RunTaskInstance(task_id="source", state="success"),
             ],
-        )
+        ),
+        # Never reached: nothing here asks about other DAG runs.
+        DagRunTriggers(Settings(), DagLoader(TEST_DAGS)),
     )
 
 

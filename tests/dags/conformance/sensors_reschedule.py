@@ -23,7 +23,8 @@ def conformance_sensors_reschedule():
     def retried(ti=None, task_reschedule_count: int = 0) -> PokeReturnValue:
         if ti.try_number == 1 and task_reschedule_count == 2:
             raise RuntimeError("the first try fails after two reschedules")
-        return PokeReturnValue(is_done=ti.try_number == 2 and task_reschedule_count >= 1, xcom_value=task_reschedule_count)
+        done = ti.try_number == 2 and task_reschedule_count >= 1
+        return PokeReturnValue(is_done=done, xcom_value=task_reschedule_count)
 
     # The timeout counts across pokes, from the first rescheduled one: without that these never end.
     never_soft = PythonSensor(
