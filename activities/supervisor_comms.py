@@ -4,17 +4,23 @@ In Airflow 3 a running task talks to a supervisor process, which forwards XCom, 
 state calls to the API server and its database. Here the workflow's state is the database: the
 activity input carries the XComs the task may pull, and whatever the task reports (XComs it
 pushes, how it ended, downstream tasks to skip) is collected into the activity's result.
+Requests about other DAG runs (TriggerDagRunOperator) are the one exception: those runs are
+other workflows, so they go to Temporal.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import ErrorType
 from airflow.sdk.execution_time import comms
 
 from schemas.runs import RunTaskInstance, TaskTryRequest, XComEntry
+from workflows.client import workflow_id
+
+if TYPE_CHECKING:
+    from activities.dag_run_triggers import DagRunTriggers
 
 _IGNORED = (comms.MaskSecret, comms.SetRenderedFields, comms.ResendLoggingFD)
 
@@ -24,8 +30,9 @@ class UnsupportedTaskRequest(RuntimeError):
 
 
 class InMemorySupervisorComms:
-    def __init__(self, request: TaskTryRequest) -> None:
+    def __init__(self, request: TaskTryRequest, dag_runs: DagRunTriggers) -> None:
         self._request = request
+        self._dag_runs = dag_runs
         self._xcoms: dict[tuple[str, int, str], Any] = {
             (x.task_id, x.map_index, x.key): x.value for x in request.upstream_xcoms
         }
@@ -131,6 +138,17 @@ class InMemorySupervisorComms:
             for ti in self._listed_task_instances(msg)
         }
         return comms.TaskStatesResult(task_states={self._request.dag_run.run_id: states})
+
+    def _on_GetTaskRescheduleStartDate(self, msg: comms.GetTaskRescheduleStartDate) -> comms.TaskRescheduleStartDate:
+        return comms.TaskRescheduleStartDate(start_date=self._request.first_reschedule_start_date)
+
+    def _on_TriggerDagRun(self, msg: comms.TriggerDagRun) -> comms.OKResponse | comms.ErrorResponse:
+        run, request = self._request.dag_run, self._request
+        this_try = f"{workflow_id(run.dag_id, run.run_id)}:{request.task_id}:{request.map_index}:{request.try_number}"
+        return self._dag_runs.trigger(msg, triggered_by=this_try)
+
+    def _on_GetDagRunState(self, msg: comms.GetDagRunState) -> comms.DagRunStateResult:
+        return self._dag_runs.state(msg)
 
     def _on_SetXCom(self, msg: comms.SetXCom) -> None:
         self.pushed[msg.key] = XComEntry(

@@ -24,20 +24,24 @@ from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize
 from airflow.utils.state import TaskInstanceState
 
 from activities.dag_loader import DagLoader
+from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms
 from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
+from schemas.settings import Settings
 
 _loader: DagLoader | None = None
+_dag_runs: DagRunTriggers | None = None
 
 # Airflow's run ids and dag versions are UUIDs its runner only echoes back; derive them from
 # the task instance so they are stable across retries of the same activity.
 _NAMESPACE = uuid.UUID("0b8a7f53-6c1e-4c55-9b53-6d6a1f0c2a11")
 
 
-def init_task_process(dags_folder: str) -> None:
-    """Pool initializer: remember where the DAGs are (importing this module imported Airflow)."""
-    global _loader
-    _loader = DagLoader(Path(dags_folder))
+def init_task_process(settings: Settings) -> None:
+    """Pool initializer: remember where the DAGs and Temporal are (importing this module imported Airflow)."""
+    global _loader, _dag_runs
+    _loader = DagLoader(Path(settings.dags_folder))
+    _dag_runs = DagRunTriggers(settings, _loader)
     gc.collect()
     gc.freeze()
 
@@ -86,6 +90,7 @@ class CallbackFailureLog:
 
 
 def run_task_try(request: TaskTryRequest) -> TaskTryResult:
+    assert _dag_runs is not None, "init_task_process was not called"
     dag = get_dag(request.dag_run.dag_id)
     task = dag.get_task(request.task_id)
     run_info = request.dag_run
@@ -110,6 +115,7 @@ def run_task_try(request: TaskTryRequest) -> TaskTryResult:
         max_tries=request.max_tries,
         should_retry=request.max_tries != 0 and request.try_number <= request.max_tries,
         start_date=start_date,
+        task_reschedule_count=request.reschedule_count,
     )
     ti = RuntimeTaskInstance.model_construct(
         id=uuid.uuid5(_NAMESPACE, f"{ti_key}/{request.try_number}"),
@@ -127,7 +133,7 @@ def run_task_try(request: TaskTryRequest) -> TaskTryResult:
         state=TaskInstanceState.RUNNING,
     )
 
-    comms = InMemorySupervisorComms(request)
+    comms = InMemorySupervisorComms(request, _dag_runs)
     log = CallbackFailureLog(
         structlog.get_logger(logger_name="task").bind(
             dag_id=run_info.dag_id, run_id=run_info.run_id, task_id=request.task_id, map_index=request.map_index

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 from typing import TypeVar
 
 from airflow.sdk.exceptions import TaskNotFound
@@ -21,6 +20,7 @@ from activities.events import EventPublisher
 from bridge.backoff import Backoff
 from schemas.messages import TRY_END_STATES, TaskEvent
 from schemas.runs import TaskTryRequest, TaskTryResult, TryInputs
+from schemas.settings import Settings
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -29,9 +29,9 @@ R = TypeVar("R")
 class TaskProcessPool:
     """A fixed set of pre-started processes with Airflow imported, one task try at a time each."""
 
-    def __init__(self, dags_folder: Path, processes: int) -> None:
-        self._dags_folder = str(dags_folder)
-        self._processes = processes
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._processes = settings.task_processes
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -41,7 +41,7 @@ class TaskProcessPool:
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=task_process.init_task_process,
-            initargs=(self._dags_folder,),
+            initargs=(self._settings,),
         )
 
     def start(self) -> None:

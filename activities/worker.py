@@ -29,7 +29,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
     client = await connect(settings)
-    pool = TaskProcessPool(settings.dags_folder, settings.task_processes)
+    pool = TaskProcessPool(settings)
     await asyncio.to_thread(pool.start)
     loader = DagLoader(settings.dags_folder)
     events = EventPublisher(settings)

@@ -148,6 +148,12 @@ class TaskTryRequest(_Payload):
     task_instance_counts: dict[str, int] = Field(
         default_factory=dict, description="How many task instances each of those tasks had, listed or not"
     )
+    reschedule_count: int = Field(
+        default=0, description="Pokes of this try that already ended with a reschedule (reschedule-mode sensors)"
+    )
+    first_reschedule_start_date: datetime | None = Field(
+        default=None, description="When this try's first rescheduled poke started: where a sensor's timeout counts from"
+    )
 
     @property
     def label(self) -> str:

@@ -53,6 +53,8 @@ CASES: dict[str, dict[str, Any]] = {
     "conformance_retry_backoff": {},
     "conformance_execution_timeout": {},
     "conformance_sensors_poke": {},
+    "conformance_sensors_reschedule": {},
+    "conformance_trigger_dag_run": {},
     "conformance_variables": {},
     "conformance_connections": {},
 }

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk.execution_time import comms
 
+from activities.dag_loader import DagLoader
+from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms, UnsupportedTaskRequest
 from schemas.runs import DagRunContext, RunTaskInstance, TaskTryRequest
+from schemas.settings import Settings
+from tests.conftest import TEST_DAGS
 
 LOGICAL_DATE = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -37,7 +41,9 @@ def supervisor() -> InMemorySupervisorComms:
                 RunTaskInstance(task_id="source", state="success"),
             ],
             task_instance_counts={"group.label": 3, "source": 1},
-        )
+        ),
+        # Never reached: nothing here asks about other DAG runs.
+        DagRunTriggers(Settings(), DagLoader(TEST_DAGS)),
     )
 
 
@@ -77,7 +83,7 @@ def test_a_task_mapped_too_wide_to_list_is_counted_not_listed() -> None:
             "task_instance_counts": {"group.label": 5000},
         }
     )
-    served = InMemorySupervisorComms(request)
+    served = InMemorySupervisorComms(request, DagRunTriggers(Settings(), DagLoader(TEST_DAGS)))
     assert served.send(comms.GetTICount(dag_id="d", task_ids=["group.label"], run_ids=["r"])).count == 5000
     own = comms.GetTaskStates(dag_id="d", task_ids=["group.label"], run_ids=["r"], map_index=1)
     assert served.send(own).task_states == {"r": {"group.label_1": "running"}}

@@ -18,6 +18,7 @@ from airflow.models.dagrun import DagRun
 from airflow.models.serialized_dag import SerializedDagModel
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskmap import TaskMap
+from airflow.models.taskreschedule import TaskReschedule
 from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
 from airflow.utils.state import DagRunState, TaskInstanceState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
@@ -48,6 +49,8 @@ class ReadyTask:
     max_tries: int
     queue: str
     priority_weight: int
+    reschedule_count: int = 0
+    first_reschedule_start_date: datetime | None = None
 
 
 class AirflowDagRun:
@@ -254,6 +257,7 @@ class AirflowDagRun:
         for ti in self._task_instances(TaskInstanceState.SCHEDULED):
             ti.state = TaskInstanceState.RUNNING
             task = self.dag.get_task(ti.task_id)
+            reschedules = self._reschedules(ti)
             claimed.append(
                 ReadyTask(
                     task_id=ti.task_id,
@@ -262,6 +266,8 @@ class AirflowDagRun:
                     max_tries=ti.max_tries,
                     queue=task.queue,
                     priority_weight=ti.priority_weight or 0,
+                    reschedule_count=len(reschedules),
+                    first_reschedule_start_date=reschedules[0].start_date if reschedules else None,
                 )
             )
         self._session.flush()
@@ -278,6 +284,11 @@ class AirflowDagRun:
             ti.rendered_map_index = result.rendered_map_index
         if result.state is TaskState.UP_FOR_RETRY:
             ti.retry_delay_override = result.retry_delay_seconds
+            # As Airflow's execution API does: the next try starts without this one's reschedules.
+            ti.prepare_db_for_next_try(self._session)
+        if result.state is TaskState.UP_FOR_RESCHEDULE:
+            # What Airflow's ReadyToRescheduleDep waits for, and where the sensor's timeout counts from.
+            self._session.add(TaskReschedule(ti.id, result.start_date, result.end_date, result.reschedule_date))
         if result.mapped_length is not None:
             self._session.merge(
                 TaskMap(
@@ -333,11 +344,13 @@ class AirflowDagRun:
         self._session.flush()
 
     def next_wakeup(self) -> datetime | None:
-        """When the earliest waiting retry becomes eligible, if any task waits for one."""
+        """When the earliest waiting retry or rescheduled poke becomes eligible, if any task waits."""
         times = []
         for ti in self._task_instances(TaskInstanceState.UP_FOR_RETRY):
             ti.task = self.dag.get_task(ti.task_id)
             times.append(ti.next_retry_datetime())
+        for ti in self._task_instances(TaskInstanceState.UP_FOR_RESCHEDULE):
+            times.append(self._reschedules(ti)[-1].reschedule_date)
         return min(times, default=None)
 
     def upstream_task_ids(self, task_id: str) -> frozenset[str]:
@@ -377,6 +390,10 @@ class AirflowDagRun:
         self._dag_run.set_state(DagRunState.FAILED)
         self._dag_run.end_date = at
         self._session.flush()
+
+    def _reschedules(self, ti: TaskInstance) -> list[TaskReschedule]:
+        """The current try's rescheduled pokes, oldest first."""
+        return list(self._session.scalars(TaskReschedule.stmt_for_task_instance(ti)))
 
     def _task_instances(self, state: TaskInstanceState | None = None) -> list[TaskInstance]:
         query = self._in_this_run(select(TaskInstance))

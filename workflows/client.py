@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.client import Client, TLSConfig, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -41,11 +43,13 @@ def run_options(settings: Settings) -> RunOptions:
     )
 
 
-async def start_dag_run(client: Client, request: DagRunRequest, task_queue: str) -> WorkflowHandle:
+async def start_dag_run(
+    client: Client, request: DagRunRequest, task_queue: str, memo: dict[str, Any] | None = None
+) -> WorkflowHandle:
     """Start the run's workflow; raises ``WorkflowAlreadyStartedError`` if (dag_id, run_id) ever ran.
 
     The ID may never be reused, even after the run closed: a redelivered trigger must find it
-    taken, not start a second run.
+    taken, not start a second run. ``memo`` lets a starter recognise a run it started itself.
     """
     return await client.start_workflow(
         DAG_RUN_WORKFLOW,
@@ -55,4 +59,5 @@ async def start_dag_run(client: Client, request: DagRunRequest, task_queue: str)
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         result_type=DagRunResult,
+        memo=memo,
     )

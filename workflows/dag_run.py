@@ -246,6 +246,8 @@ class DagRunWorkflow:
             inputs_held_by_workflow=not inline,
             run_task_instances=listed,
             task_instance_counts={task_id: len(instances) for task_id, instances in seen.items()},
+            reschedule_count=task.reschedule_count,
+            first_reschedule_start_date=task.first_reschedule_start_date,
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
         self._running += 1
@@ -270,7 +272,7 @@ class DagRunWorkflow:
             result = await workflow.execute_activity_method(
                 TaskActivities.run_task_try,
                 try_request,
-                activity_id=f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}",
+                activity_id=_activity_id(try_request),
                 task_queue=queue,
                 start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
@@ -335,3 +337,11 @@ class DagRunWorkflow:
 
 def _size(entries: list[XComEntry]) -> int:
     return sum(len(json.dumps(entry.value)) for entry in entries)
+
+
+def _activity_id(try_request: TaskTryRequest) -> str:
+    """Unique per poke: a rescheduled sensor pokes again under the same try number."""
+    activity_id = f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}"
+    if try_request.reschedule_count:
+        activity_id += f":reschedule-{try_request.reschedule_count}"
+    return activity_id
