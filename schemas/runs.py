@@ -36,12 +36,26 @@ class RunOptions(_Payload):
     default_task_queue: str = "dagbridge"
     task_start_to_close_timeout_seconds: float = 24 * 3600
     task_heartbeat_timeout_seconds: float = 30
+    history_events_per_workflow: int = Field(
+        default=10_000,
+        description="The run continues as new once its workflow history has this many events (or when "
+        "Temporal suggests it), below the server's warning at 10,240",
+    )
     task_attempts: int = Field(
         default=10,
         ge=1,
         description="Attempts at a try whose activity produced no result (a lost worker, a timeout) "
         "before the try counts as failed without its runner reporting",
     )
+
+
+class RunSnapshot(_Payload):
+    """A run in progress, carried across continue-as-new: no try is running when it is taken."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    database: bytes = Field(description="The private Airflow database, zlib-compressed SQLite")
+    xcoms: bytes = Field(description="Every XCom of the run so far, zlib-compressed JSON")
 
 
 class DagRunRequest(_Payload):
@@ -56,6 +70,10 @@ class DagRunRequest(_Payload):
         description="Airflow's serialized DAG; loaded from the worker's dags folder when absent.",
     )
     options: RunOptions = RunOptions()
+    resume: RunSnapshot | None = Field(
+        default=None,
+        description="Where the run stood when its workflow continued as new to keep its history short",
+    )
 
 
 class XComEntry(_Payload):

@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.dag_loader import DagLoader
 from activities.worker import run_worker
-from schemas.runs import TaskState
+from schemas.runs import RunOptions, TaskState
 from schemas.settings import Settings
-from tests.conftest import TEST_DAGS, DagRunner
+from tests.conftest import TASK_QUEUE, TEST_DAGS, DagRunner
 from tests.history import (
     activity_attempts,
     activity_input_sizes,
@@ -199,3 +199,17 @@ async def test_large_inputs_stay_in_the_workflow_and_each_try_reads_them(run_dag
     assert total.xcom["return_value"] == sum(lengths.values()) + 100
     # Neither the 20 kB conf nor the 31 kB list is stored once per try.
     assert max(await activity_input_sizes(handle)) < 16 * 1024
+
+
+async def test_a_long_run_continues_as_new_with_its_state(run_dag: DagRunner) -> None:
+    options = RunOptions(default_task_queue=TASK_QUEUE, history_events_per_workflow=150)
+    handle = await run_dag.start("large_inputs", conf={"padding": "p"}, options=options)
+    result = await handle.result()
+
+    assert result.state == "success", result.error
+    assert len([ti for ti in result.task_instances if ti.task_id == "measure"]) == 100
+    total = next(ti for ti in result.task_instances if ti.task_id == "total")
+    # The reduce reads XComs written before the workflow continued as new.
+    assert total.xcom["return_value"] == sum(len("item-0000-") + 300 + 100 + 1 for _ in range(100)) + 100
+    runs = [execution async for execution in run_dag.client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) >= 2

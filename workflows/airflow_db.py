@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,18 +38,28 @@ def _schema_template() -> sqlite3.Connection:
         return _template
 
 
-def _private_engine() -> Engine:
+def _private_engine(image: bytes | None) -> Engine:
     connection = sqlite3.connect(":memory:", check_same_thread=False)
-    template = _schema_template()
-    with _template_lock:
-        template.backup(connection)
+    if image is None:
+        template = _schema_template()
+        with _template_lock:
+            template.backup(connection)
+    else:
+        connection.deserialize(zlib.decompress(image))
     return create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
 
 
+def database_image(session: Session) -> bytes:
+    """The whole database as compressed bytes, to be opened again by ``private_airflow_session``."""
+    session.flush()
+    return zlib.compress(session.connection().connection.driver_connection.serialize())
+
+
 @contextmanager
-def private_airflow_session() -> Iterator[Session]:
-    """A session on a fresh, empty Airflow database that disappears when the block ends."""
-    engine = _private_engine()
+def private_airflow_session(image: bytes | None = None) -> Iterator[Session]:
+    """A session on a private Airflow database that disappears when the block ends: a fresh,
+    empty one, or a copy of the one ``image`` was taken of."""
+    engine = _private_engine(image)
     try:
         with Session(engine, autoflush=True, expire_on_commit=False) as session:
             yield session

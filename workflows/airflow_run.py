@@ -32,6 +32,7 @@ from schemas.runs import (
     TaskState,
     TaskTryResult,
 )
+from workflows.airflow_db import database_image
 
 BUNDLE_NAME = "dagbridge"
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
@@ -113,6 +114,16 @@ class AirflowDagRun:
         )
         session.flush()
         return cls(session, dag, dag_run)
+
+    @classmethod
+    def resume(cls, session: Session, *, serialized_dag: dict[str, Any], run_id: str) -> AirflowDagRun:
+        """The run as a database image taken by an earlier workflow of the same run left it."""
+        dag = DagSerialization.from_dict(serialized_dag)
+        dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
+        return cls(session, dag, dag_run)
+
+    def database_image(self) -> bytes:
+        return database_image(self._session)
 
     @property
     def state(self) -> DagRunState:

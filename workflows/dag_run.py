@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import zlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.runs import (
         DagRunRequest,
         DagRunResult,
+        RunSnapshot,
         RunTaskInstance,
         TaskError,
         TryInputs,
@@ -30,6 +32,9 @@ with workflow.unsafe.imports_passed_through():
         TaskTryResult,
         XComEntry,
     )
+    from pydantic import TypeAdapter
+    from sqlalchemy.orm import Session
+
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
     from workflows.client import DAG_RUN_WORKFLOW
@@ -59,6 +64,8 @@ EVENT_PUBLISH_TIMEOUT = timedelta(seconds=30)
 # stay in the workflow and the activity reads them with a query.
 INLINE_INPUTS_BYTES = 16 * 1024
 LISTED_TASK_INSTANCES = 64
+
+XCOM_LIST = TypeAdapter(list[XComEntry])
 
 # A callback that raises is caught and counted inside the activity: what fails the activity is a
 # lost worker or a timeout (worth another attempt or two, not more: callbacks are user code) or a
@@ -130,29 +137,50 @@ class DagRunWorkflow:
 
     async def _run(self, request: DagRunRequest) -> DagRunResult:
         serialized_dag = request.serialized_dag or await self._load_dag(request.dag_id)
-        with private_airflow_session() as session:
-            try:
-                dag_run = AirflowDagRun.create(
-                    session,
-                    serialized_dag=serialized_dag,
-                    run_id=request.run_id,
-                    logical_date=request.logical_date,
-                    conf=request.conf,
-                    now=workflow.now(),
-                )
-            except ValueError as err:
-                raise ApplicationError(
-                    f"DAG run {request.dag_id}/{request.run_id} cannot start: {err}",
-                    type="InvalidDagRun",
-                    non_retryable=True,
-                ) from err
+        resume = request.resume
+        with private_airflow_session(resume.database if resume else None) as session:
+            if resume is not None:
+                dag_run = AirflowDagRun.resume(session, serialized_dag=serialized_dag, run_id=request.run_id)
+                for entry in XCOM_LIST.validate_json(zlib.decompress(resume.xcoms)):
+                    self._store_xcom(entry)
+            else:
+                dag_run = self._create(session, serialized_dag, request)
             self._dag_run = dag_run
             self._conf = request.conf
             self._conf_bytes = len(json.dumps(request.conf))
-            error = await self._drive(dag_run, request)
+            error = await self._drive(dag_run, request.model_copy(update={"serialized_dag": serialized_dag}))
             if dag_run.dag_callback is not None:
                 await self._run_callbacks(dag_run.dag_callback, request)
             return self._result(dag_run, error)
+
+    def _create(self, session: Session, serialized_dag: dict, request: DagRunRequest) -> AirflowDagRun:
+        try:
+            return AirflowDagRun.create(
+                session,
+                serialized_dag=serialized_dag,
+                run_id=request.run_id,
+                logical_date=request.logical_date,
+                conf=request.conf,
+                now=workflow.now(),
+            )
+        except ValueError as err:
+            raise ApplicationError(
+                f"DAG run {request.dag_id}/{request.run_id} cannot start: {err}",
+                type="InvalidDagRun",
+                non_retryable=True,
+            ) from err
+
+    def _continue_as_new(self, dag_run: AirflowDagRun, request: DagRunRequest) -> None:
+        """Go on in a fresh workflow history, taking the run's database and XComs along.
+
+        Only taken when no try is running: a try's result must reach the workflow that started it.
+        """
+        xcoms = [entry for by_map_index in self._xcoms.values() for entries in by_map_index.values() for entry in entries]
+        snapshot = RunSnapshot(
+            database=dag_run.database_image(),
+            xcoms=zlib.compress(XCOM_LIST.dump_json(xcoms)),
+        )
+        workflow.continue_as_new(request.model_copy(update={"resume": snapshot}))
 
     async def _run_callbacks(self, callback: CallbackRequest, request: DagRunRequest) -> None:
         """Run Airflow callbacks; like Airflow, whatever happens to them leaves the outcome as it is."""
@@ -185,18 +213,30 @@ class DagRunWorkflow:
             raise
 
     async def _drive(self, dag_run: AirflowDagRun, request: DagRunRequest) -> str | None:
-        """Alternate between Airflow's decisions and the outcomes of the tries it asked for."""
+        """Alternate between Airflow's decisions and the outcomes of the tries it asked for.
+
+        When Temporal suggests a fresh history, no new try is handed out; once the running ones
+        have reported, the run continues as new.
+        """
         while True:
-            ready = dag_run.schedule()
-            # One snapshot for everything handed out together: the run as Airflow's database
-            # had it when these tries started (what their count and state queries see).
-            task_instance_states = dag_run.task_instance_states() if ready else {}
-            for task in ready:
-                self._start_try(dag_run, task, request, task_instance_states)
-            if dag_run.finished:
-                return None
+            info = workflow.info()
+            history_is_long = (
+                info.is_continue_as_new_suggested()
+                or info.get_current_history_length() >= request.options.history_events_per_workflow
+            )
+            if history_is_long and self._running == 0:
+                self._continue_as_new(dag_run, request)
+            if not history_is_long:
+                ready = dag_run.schedule()
+                # One snapshot for everything handed out together: the run as Airflow's database
+                # had it when these tries started (what their count and state queries see).
+                task_instance_states = dag_run.task_instance_states() if ready else {}
+                for task in ready:
+                    self._start_try(dag_run, task, request, task_instance_states)
+                if dag_run.finished:
+                    return None
             if not self._finished_tries:
-                wakeup = dag_run.next_wakeup()
+                wakeup = None if history_is_long else dag_run.next_wakeup()
                 if self._running == 0 and wakeup is None:
                     dag_run.fail(workflow.now())
                     return "no task is running or waiting, yet the run is not finished"
@@ -315,6 +355,10 @@ class DagRunWorkflow:
         self._xcom_bytes[result.task_id] = (
             self._xcom_bytes.get(result.task_id, 0) - _size(replaced) + _size(result.xcoms)
         )
+
+    def _store_xcom(self, entry: XComEntry) -> None:
+        self._xcoms.setdefault(entry.task_id, {}).setdefault(entry.map_index, []).append(entry)
+        self._xcom_bytes[entry.task_id] = self._xcom_bytes.get(entry.task_id, 0) + _size([entry])
 
     def _result(self, dag_run: AirflowDagRun, error: str | None) -> DagRunResult:
         result = dag_run.result(error)
