@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from airflow.configuration import conf as airflow_conf
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
     from workflows.client import DAG_RUN_WORKFLOW
+    from workflows.stopping import RunStop, cancel_activities, despite_cancellation
 
 AIRFLOW_DEFAULT_QUEUE = airflow_conf.get("operators", "default_queue")
 
@@ -65,6 +67,8 @@ class DagRunWorkflow:
         self._finished_tries: list[TaskTryResult] = []
         self._running: int = 0
         self._xcoms: dict[tuple[str, int], list[XComEntry]] = {}
+        self._try_activities: set[ActivityHandle] = set()
+        self._stop: RunStop | None = None
 
     @workflow.run
     async def run(self, request: DagRunRequest) -> DagRunResult:
@@ -88,14 +92,19 @@ class DagRunWorkflow:
             )
             raise
         await self._publish_run_event(RunEvent.of_result(info.workflow_id, result, request.logical_date))
+        if self._stop is RunStop.CANCELLED:
+            # Temporal then shows the run as Canceled; the run event carries its task instances.
+            raise asyncio.CancelledError(result.error)
         return result
 
     async def _publish_run_event(self, event: RunEvent) -> None:
-        await workflow.execute_activity_method(
-            EventActivities.publish_run_event,
-            event,
-            start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
-            retry_policy=EVENT_RETRY_POLICY,
+        await despite_cancellation(
+            workflow.execute_activity_method(
+                EventActivities.publish_run_event,
+                event,
+                start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
+                retry_policy=EVENT_RETRY_POLICY,
+            )
         )
 
     async def _run(self, request: DagRunRequest) -> DagRunResult:
@@ -137,7 +146,11 @@ class DagRunWorkflow:
 
     async def _drive(self, dag_run: AirflowDagRun, request: DagRunRequest) -> str | None:
         """Alternate between Airflow's decisions and the outcomes of the tries it asked for."""
+        deadline = dag_run.deadline
         while True:
+            # Where Airflow's scheduler checks it too: before it schedules anything more.
+            if deadline is not None and workflow.now() >= deadline:
+                return await self._stop_run(dag_run, RunStop.TIMED_OUT)
             ready = dag_run.schedule()
             # One snapshot for everything handed out together: the run as Airflow's database
             # had it when these tries started (what their count and state queries see).
@@ -151,9 +164,25 @@ class DagRunWorkflow:
                 if self._running == 0 and wakeup is None:
                     dag_run.fail(workflow.now())
                     return "no task is running or waiting, yet the run is not finished"
-                await self._wait_for_outcome_until(wakeup)
+                try:
+                    await self._wait_for_outcome_until(min((t for t in (wakeup, deadline) if t), default=None))
+                except asyncio.CancelledError:
+                    return await self._stop_run(dag_run, RunStop.CANCELLED)
             while self._finished_tries:
                 dag_run.record(self._finished_tries.pop(0))
+
+    async def _stop_run(self, dag_run: AirflowDagRun, stop: RunStop) -> str:
+        """End the run now: Airflow's marking first, then every running try stopped and waited for."""
+        self._stop = stop
+        if stop is RunStop.CANCELLED:
+            dag_run.mark_failed_by_user(workflow.now())
+        else:
+            dag_run.mark_timed_out(workflow.now())
+            # Airflow's scheduler runs the DAG's failure callback here, with reason "timed_out".
+        cancel_activities(self._try_activities)
+        # Every try ends here, also one whose failure event is still being published.
+        await despite_cancellation(workflow.wait_condition(lambda: self._running == 0))
+        return stop.error(dag_run.dag.dagrun_timeout)
 
     async def _wait_for_outcome_until(self, wakeup: datetime | None) -> None:
         timeout = None
@@ -196,17 +225,26 @@ class DagRunWorkflow:
     async def _run_try(self, try_request: TaskTryRequest, queue: str, request: DagRunRequest) -> None:
         options = request.options
         started = workflow.now()
+        activity = workflow.start_activity_method(
+            TaskActivities.run_task_try,
+            try_request,
+            activity_id=f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}",
+            task_queue=queue,
+            start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
+            retry_policy=ACTIVITY_RETRY_POLICY,
+            # A stopped run waits until its tasks are really dead, not just asked to die.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._try_activities.add(activity)
+        activity.add_done_callback(self._try_activities.discard)
         try:
-            result = await workflow.execute_activity_method(
-                TaskActivities.run_task_try,
-                try_request,
-                activity_id=f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}",
-                task_queue=queue,
-                start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
-                retry_policy=ACTIVITY_RETRY_POLICY,
-            )
+            result = await activity
         except ActivityError as err:
+            if self._stop is not None:
+                # The run stopped this try; Airflow's marking already decided its task instance.
+                self._running -= 1
+                return
             cause = err.cause or err
             retry = try_request.try_number <= try_request.max_tries
             result = TaskTryResult(
