@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 import structlog
 from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
+from airflow.sdk.exceptions import AirflowTaskTerminated
 from airflow.sdk.execution_time.supervisor import set_supervisor_comms
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize, run
 from airflow.utils.state import TaskInstanceState
@@ -32,6 +34,17 @@ from schemas.settings import Settings
 _loader: DagLoader | None = None
 _dag_runs: DagRunTriggers | None = None
 
+# How the worker asks a pool process to stop the try it runs. Not SIGTERM: that one belongs to
+# Airflow's runner (it calls on_kill), and a signal meant for a try that already ended must not
+# stop whatever try the process runs next.
+STOP_SIGNAL = signal.SIGUSR1
+PERMIT_FILE = "permit"
+PID_FILE = "pid"
+
+# The directory of the try this process runs. The try may run only while its permit file exists:
+# the worker removes it to stop the try, whether or not a process has picked the try up yet.
+_current_try: Path | None = None
+
 # Airflow's run ids and dag versions are UUIDs its runner only echoes back; derive them from
 # the task instance so they are stable across retries of the same activity.
 _NAMESPACE = uuid.UUID("0b8a7f53-6c1e-4c55-9b53-6d6a1f0c2a11")
@@ -42,6 +55,7 @@ def init_task_process(settings: Settings) -> None:
     global _loader, _dag_runs
     _loader = DagLoader(Path(settings.dags_folder))
     _dag_runs = DagRunTriggers(settings, _loader)
+    signal.signal(STOP_SIGNAL, _stop_if_no_longer_permitted)
     gc.collect()
     gc.freeze()
 
@@ -89,8 +103,51 @@ class CallbackFailureLog:
         return getattr(self._log, name)
 
 
-def run_task_try(request: TaskTryRequest) -> TaskTryResult:
+def _stop_if_no_longer_permitted(signum: int, frame: object) -> None:
+    """Stop the current try the way Airflow's supervisor does: the operator's on_kill, then the end.
+
+    Airflow's own SIGTERM handler only calls on_kill and leaves the rest to a SIGKILL that would
+    take the whole pool down; raising AirflowTaskTerminated instead ends the try as Airflow ends a
+    terminated one (failed, finalized) and keeps this process for the next try.
+    """
+    if _current_try is None or (_current_try / PERMIT_FILE).exists():
+        return
+    on_term = signal.getsignal(signal.SIGTERM)
+    if callable(on_term):
+        on_term(signal.SIGTERM, frame)
+    raise AirflowTaskTerminated("the try was stopped: its DAG run was cancelled or timed out")
+
+
+def _claim(try_dir: Path) -> bool:
+    """Announce this process as the one running the try; False if it was stopped before it started.
+
+    The pid is written before the permit is checked, and the worker removes the permit before it
+    reads the pid: either this check sees the stop, or the worker sees the pid and signals.
+    """
+    global _current_try
+    _current_try = try_dir
+    try:
+        (try_dir / PID_FILE).write_text(str(os.getpid()))
+    except FileNotFoundError:
+        return False
+    return (try_dir / PERMIT_FILE).exists()
+
+
+def run_task_try(request: TaskTryRequest, try_dir: str) -> TaskTryResult:
+    global _current_try
     assert _dag_runs is not None, "init_task_process was not called"
+    try:
+        if not _claim(Path(try_dir)):
+            raise AirflowTaskTerminated("the try was stopped before it started")
+        return _run_task_try(request)
+    finally:
+        _current_try = None
+        # Airflow's handler holds this try's task: a later try's stop must not call its on_kill.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
+    assert _dag_runs is not None
     dag = get_dag(request.dag_run.dag_id)
     task = dag.get_task(request.task_id)
     run_info = request.dag_run

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TypeVar
 
 from airflow.sdk.exceptions import TaskNotFound
@@ -25,6 +30,10 @@ from schemas.settings import Settings
 A = TypeVar("A")
 R = TypeVar("R")
 
+# How long a stopped try gets to end before its process is killed: as long as Airflow's
+# supervisor waits before escalating to SIGKILL.
+STOP_GRACE_SECONDS = 5.0
+
 
 class TaskProcessPool:
     """A fixed set of pre-started processes with Airflow imported, one task try at a time each."""
@@ -33,6 +42,7 @@ class TaskProcessPool:
         self._settings = settings
         self._processes = settings.task_processes
         self._executor = self._new_executor()
+        self._tries = Path(tempfile.mkdtemp(prefix="dagbridge-tries-"))
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker process runs threads (Temporal's core, the event loop)
@@ -49,24 +59,60 @@ class TaskProcessPool:
         for future in [self._executor.submit(task_process.warm_up) for _ in range(self._processes)]:
             future.result()
 
-    async def run(self, request: TaskTryRequest) -> TaskTryResult:
-        return await self.call(task_process.run_task_try, request)
-
     async def call(self, function: Callable[[A], R], argument: A) -> R:
         """Run user code (``function`` must be importable by name) in one of the processes."""
         executor = self._executor
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, function, argument)
         except BrokenProcessPool:
+            self._replace(executor)
+            raise
+
+    async def run(self, request: TaskTryRequest) -> TaskTryResult:
+        """Run the try in a pool process; cancelling this stops the try and returns once it ended."""
+        executor = self._executor
+        try_dir = Path(tempfile.mkdtemp(dir=self._tries))
+        (try_dir / task_process.PERMIT_FILE).touch()
+        future = executor.submit(task_process.run_task_try, request, str(try_dir))
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            await self._stop(executor, future, try_dir)
+            raise
+        except BrokenProcessPool:
             # A task took its process down (os._exit, a crash in native code): replace the pool
             # once, and let Temporal retry the try as it would after losing the whole worker.
-            if self._executor is executor:
-                executor.shutdown(wait=False)
-                self._executor = self._new_executor()
+            self._replace(executor)
             raise
+        finally:
+            shutil.rmtree(try_dir, ignore_errors=True)
+
+    async def _stop(self, executor: ProcessPoolExecutor, future: Future, try_dir: Path) -> None:
+        (try_dir / task_process.PERMIT_FILE).unlink()
+        pid_file = try_dir / task_process.PID_FILE
+        if future.done() or not pid_file.exists():
+            # No process has claimed the try, and none will run it now that its permit is gone.
+            return
+        pid = int(pid_file.read_text())
+        os.kill(pid, task_process.STOP_SIGNAL)
+        outcome = asyncio.wrap_future(future)
+        ended, _ = await asyncio.wait({outcome}, timeout=STOP_GRACE_SECONDS)
+        if not ended:
+            # The task ignored the stop (stuck in native code, or it swallowed the exception).
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.wait({outcome})
+            self._replace(executor)
+        # Retrieved and dropped: how a stopped try ended no longer matters to anyone.
+        outcome.exception()
+
+    def _replace(self, executor: ProcessPoolExecutor) -> None:
+        if self._executor is executor:
+            executor.shutdown(wait=False)
+            self._executor = self._new_executor()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._tries, ignore_errors=True)
 
 
 class TaskActivities:
@@ -128,11 +174,15 @@ class TaskActivities:
     async def _run(self, request: TaskTryRequest) -> TaskTryResult:
         activity.logger.info("running %s try %d", request.label, request.try_number)
         attempt = asyncio.ensure_future(self._pool.run(request))
-        while True:
-            done, _ = await asyncio.wait({attempt}, timeout=self._heartbeat_interval)
-            if done:
-                break
-            activity.heartbeat()
+        try:
+            await self._heartbeat_until_done(attempt)
+        except asyncio.CancelledError:
+            # The run was cancelled or timed out. Report the cancellation only once the task
+            # really stopped: the workflow waits for that before it declares the run over.
+            activity.logger.info("stopping %s try %d", request.label, request.try_number)
+            attempt.cancel()
+            await self._heartbeat_until_done(attempt)
+            raise
         try:
             return attempt.result()
         except DagNotFound as err:
@@ -145,6 +195,11 @@ class TaskActivities:
                 type="TaskNotFound",
                 non_retryable=True,
             ) from err
+
+    async def _heartbeat_until_done(self, attempt: asyncio.Future) -> None:
+        while not attempt.done():
+            activity.heartbeat()
+            await asyncio.wait({attempt}, timeout=self._heartbeat_interval)
 
 
 async def _with_inputs_from_workflow(request: TaskTryRequest) -> TaskTryRequest:

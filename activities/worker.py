@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
@@ -21,6 +22,10 @@ from workflows.clock import install_workflow_clock
 from workflows.dag_run import DagRunWorkflow
 
 log = logging.getLogger(__name__)
+
+# A task learns that its run was cancelled from the answer to a heartbeat, and the SDK sends
+# heartbeats at most every 0.8 heartbeat timeouts (24 s by default): this bounds that delay.
+MAX_HEARTBEAT_THROTTLE = timedelta(seconds=2)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
@@ -57,6 +62,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 ],
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
+                max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
                 # Pollers that follow the load keep a poll waiting when a task arrives, so tasks
                 # are matched (and activities dispatched eagerly) instead of queued.
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),

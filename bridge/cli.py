@@ -174,6 +174,49 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if output["state"] == "success" else 1
 
 
+def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+    from temporalio.exceptions import CancelledError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workflows.client import connect, workflow_id
+
+    label = f"DAG run {args.dag_id} {args.run_id}"
+
+    async def main() -> tuple[int, str]:
+        client = await connect(settings)
+        handle = client.get_workflow_handle(workflow_id(args.dag_id, args.run_id))
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return 1, f"no {label} (no workflow {handle.id})"
+        # Cancelling a closed workflow is not reliably an error (a cancelled one takes it): check first.
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return 1, f"{label} already ended: {description.status.name.lower()}"
+        try:
+            await handle.cancel()
+        except RPCError as err:
+            # It closed since the check; its result below says how.
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        else:
+            if args.no_wait:
+                return 0, f"{label}: cancellation requested"
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            if isinstance(err.cause, CancelledError):
+                return 0, f"{label} cancelled: its running tasks were stopped"
+            return 1, f"{label} failed before the cancellation reached it: {err.cause}"
+        return 1, f"{label} finished before the cancellation reached it"
+
+    code, message = asyncio.run(main())
+    print(message, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="dagbridge", description="Run Airflow DAGs as Temporal workflows.")
     root.add_argument("--temporal-address", help="DAGBRIDGE_TEMPORAL_ADDRESS")
@@ -197,6 +240,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--logical-date", type=_aware_datetime)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.set_defaults(handler=_run)
+
+    cancel = commands.add_parser("cancel", help="cancel a running DAG run: stop its tasks, end it as failed")
+    cancel.add_argument("dag_id")
+    cancel.add_argument("run_id")
+    cancel.add_argument("--no-wait", action="store_true", help="return once the cancellation is requested")
+    cancel.set_defaults(handler=_cancel)
 
     commands.add_parser("bridge", help="consume trigger messages and start their DAG runs").set_defaults(
         handler=_bridge

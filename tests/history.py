@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from schemas.messages import RunEvent
 
 
 async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, str]]:
@@ -72,3 +75,40 @@ async def activity_input_sizes(handle: WorkflowHandle) -> list[int]:
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
+
+
+async def published_run_event(handle: WorkflowHandle) -> RunEvent:
+    """The run event the workflow gave its publish activity (what Kafka gets when it is configured)."""
+    history = await handle.fetch_history()
+    for event in history.events:
+        attributes = event.activity_task_scheduled_event_attributes
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and (
+            attributes.activity_type.name == "publish_run_event"
+        ):
+            [run_event] = await pydantic_data_converter.decode(attributes.input.payloads, [RunEvent])
+            return run_event
+    raise AssertionError(f"{handle.id} published no run event")
+
+
+ACTIVITY_ENDINGS = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: ("completed", "activity_task_completed_event_attributes"),
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: ("failed", "activity_task_failed_event_attributes"),
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: ("canceled", "activity_task_canceled_event_attributes"),
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: ("timed_out", "activity_task_timed_out_event_attributes"),
+}
+
+
+async def activity_endings(handle: WorkflowHandle) -> list[tuple[str, str]]:
+    """(activity type or, for task tries, activity id; how it ended), in the order the activities ended."""
+    history = await handle.fetch_history()
+    names: dict[int, str] = {}
+    endings = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            is_try = attributes.activity_type.name == "run_task_try"
+            names[event.event_id] = attributes.activity_id if is_try else attributes.activity_type.name
+        elif event.event_type in ACTIVITY_ENDINGS:
+            outcome, field = ACTIVITY_ENDINGS[event.event_type]
+            endings.append((names[getattr(event, field).scheduled_event_id], outcome))
+    return endings

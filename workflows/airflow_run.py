@@ -20,7 +20,7 @@ from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskmap import TaskMap
 from airflow.models.taskreschedule import TaskReschedule
 from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
-from airflow.utils.state import DagRunState, TaskInstanceState
+from airflow.utils.state import DagRunState, State, TaskInstanceState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -38,6 +38,15 @@ BUNDLE_NAME = "dagbridge"
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 IN_FLIGHT_STATES = frozenset({TaskInstanceState.SCHEDULED, TaskInstanceState.QUEUED, TaskInstanceState.RUNNING})
 TIMED_STATES = frozenset({TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE})
+# What Airflow's set_dag_run_state_to_failed counts as running (airflow/api/common/mark_tasks.py).
+ACTIVE_TASK_STATES = frozenset(
+    {
+        TaskInstanceState.RUNNING,
+        TaskInstanceState.DEFERRED,
+        TaskInstanceState.UP_FOR_RESCHEDULE,
+        TaskInstanceState.AWAITING_INPUT,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -395,6 +404,39 @@ class AirflowDagRun:
                 for ti in self._task_instances()
             ],
         )
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When the DAG's dagrun_timeout fails the run, if it has one."""
+        timeout = self.dag.dagrun_timeout
+        return self._dag_run.start_date + timeout if timeout else None
+
+    def mark_failed_by_user(self, at: datetime) -> None:
+        """What Airflow does when a user sets the run to failed: running task instances fail and
+        unfinished ones are skipped (``set_dag_run_state_to_failed``).
+
+        Airflow spares teardown tasks so its scheduler can still run them; this run ends now and
+        nothing would run them, so they are marked like the rest.
+        """
+        for ti in self._task_instances():
+            if ti.state in ACTIVE_TASK_STATES:
+                ti.set_state(TaskInstanceState.FAILED, session=self._session)
+            elif ti.state in State.unfinished:
+                ti.set_state(TaskInstanceState.SKIPPED, session=self._session)
+        self.fail(at)
+
+    def mark_timed_out(self, at: datetime) -> None:
+        """What Airflow's scheduler does once dagrun_timeout passed: every unfinished task
+        instance, running ones included, is skipped and the run fails."""
+        unfinished = [ti for ti in self._task_instances() if ti.state in State.unfinished]
+        last_unfinished = max(unfinished, key=lambda ti: ti.start_date or at.min.replace(tzinfo=at.tzinfo), default=None)
+        for ti in unfinished:
+            ti.state = TaskInstanceState.SKIPPED
+        self.fail(at)
+        if self.dag.has_on_failure_callback:
+            self.dag_callback = self._dag_run.produce_dag_callback(
+                dag=self.dag, success=False, relevant_ti=last_unfinished, reason="timed_out", execute=False
+            )
 
     def fail(self, at: datetime) -> None:
         """End the run as failed, leaving unfinished task instances as Airflow would see them."""

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from airflow.configuration import conf as airflow_conf
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
     from workflows.client import DAG_RUN_WORKFLOW
+    from workflows.stopping import RunStop, cancel_activities, despite_cancellation
 
 AIRFLOW_DEFAULT_QUEUE = airflow_conf.get("operators", "default_queue")
 
@@ -97,6 +99,9 @@ class DagRunWorkflow:
         self._conf: dict = {}
         self._conf_bytes = 0
 
+        self._try_activities: set[ActivityHandle] = set()
+        self._stop: RunStop | None = None
+
     @workflow.query
     def try_inputs(self, task_id: str) -> TryInputs:
         """The conf and upstream XComs of a try whose inputs were too large to send with it."""
@@ -125,14 +130,19 @@ class DagRunWorkflow:
             )
             raise
         await self._publish_run_event(RunEvent.of_result(info.workflow_id, result, request.logical_date))
+        if self._stop is RunStop.CANCELLED:
+            # Temporal then shows the run as Canceled; the run event carries its task instances.
+            raise asyncio.CancelledError(result.error)
         return result
 
     async def _publish_run_event(self, event: RunEvent) -> None:
-        await workflow.execute_activity_method(
-            EventActivities.publish_run_event,
-            event,
-            start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
-            retry_policy=EVENT_RETRY_POLICY,
+        await despite_cancellation(
+            workflow.execute_activity_method(
+                EventActivities.publish_run_event,
+                event,
+                start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
+                retry_policy=EVENT_RETRY_POLICY,
+            )
         )
 
     async def _run(self, request: DagRunRequest) -> DagRunResult:
@@ -218,7 +228,11 @@ class DagRunWorkflow:
         When Temporal suggests a fresh history, no new try is handed out; once the running ones
         have reported, the run continues as new.
         """
+        deadline = dag_run.deadline
         while True:
+            # Where Airflow's scheduler checks it too: before it schedules anything more.
+            if deadline is not None and workflow.now() >= deadline:
+                return await self._stop_run(dag_run, RunStop.TIMED_OUT)
             info = workflow.info()
             history_is_long = (
                 info.is_continue_as_new_suggested()
@@ -240,9 +254,24 @@ class DagRunWorkflow:
                 if self._running == 0 and wakeup is None:
                     dag_run.fail(workflow.now())
                     return "no task is running or waiting, yet the run is not finished"
-                await self._wait_for_outcome_until(wakeup)
+                try:
+                    await self._wait_for_outcome_until(min((t for t in (wakeup, deadline) if t), default=None))
+                except asyncio.CancelledError:
+                    return await self._stop_run(dag_run, RunStop.CANCELLED)
             while self._finished_tries:
                 dag_run.record(self._finished_tries.pop(0))
+
+    async def _stop_run(self, dag_run: AirflowDagRun, stop: RunStop) -> str:
+        """End the run now: Airflow's marking first, then every running try stopped and waited for."""
+        self._stop = stop
+        if stop is RunStop.CANCELLED:
+            dag_run.mark_failed_by_user(workflow.now())
+        else:
+            dag_run.mark_timed_out(workflow.now())
+        cancel_activities(self._try_activities)
+        # Every try ends here, also one whose failure event is still being published.
+        await despite_cancellation(workflow.wait_condition(lambda: self._running == 0))
+        return stop.error(dag_run.dag.dagrun_timeout)
 
     async def _wait_for_outcome_until(self, wakeup: datetime | None) -> None:
         timeout = None
@@ -308,17 +337,26 @@ class DagRunWorkflow:
     ) -> None:
         options = request.options
         started = workflow.now()
+        activity = workflow.start_activity_method(
+            TaskActivities.run_task_try,
+            try_request,
+            activity_id=_activity_id(try_request),
+            task_queue=queue,
+            start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
+            retry_policy=dataclasses.replace(ACTIVITY_RETRY_POLICY, maximum_attempts=options.task_attempts),
+            # A stopped run waits until its tasks are really dead, not just asked to die.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._try_activities.add(activity)
+        activity.add_done_callback(self._try_activities.discard)
         try:
-            result = await workflow.execute_activity_method(
-                TaskActivities.run_task_try,
-                try_request,
-                activity_id=_activity_id(try_request),
-                task_queue=queue,
-                start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
-                retry_policy=dataclasses.replace(ACTIVITY_RETRY_POLICY, maximum_attempts=options.task_attempts),
-            )
+            result = await activity
         except ActivityError as err:
+            if self._stop is not None:
+                # The run stopped this try; Airflow's marking already decided its task instance.
+                self._running -= 1
+                return
             cause = err.cause or err
             retry = try_request.try_number <= try_request.max_tries
             result = TaskTryResult(
