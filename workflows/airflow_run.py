@@ -37,7 +37,7 @@ FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 
 @dataclass(frozen=True)
 class ReadyTask:
-    """A task instance Airflow has just scheduled: it needs an activity."""
+    """A task instance Airflow has scheduled: it needs an activity once its slots are free."""
 
     task_id: str
     map_index: int
@@ -122,28 +122,28 @@ class AirflowDagRun:
 
         Airflow finishes some task instances itself (EmptyOperator, skips through trigger
         rules, upstream_failed), which can decide others, so this repeats until a pass changes
-        nothing. Tasks handed out are marked running: this workflow is their executor.
+        nothing. Returns every scheduled task instance, also those scheduled by earlier calls
+        that still wait for slots: they stay SCHEDULED until ``start`` marks them running.
         """
-        ready: list[ReadyTask] = []
         while True:
             states_before = self._task_states()
             self._dag_run.dag = self.dag
             schedulable, _ = self._dag_run.update_state(session=self._session, execute_callbacks=False)
             if self.finished:
-                break
+                return []
             decided_by_airflow = self._task_states() != states_before
-            claimed: list[ReadyTask] = []
+            newly_scheduled = 0
             if schedulable:
+                waiting_before = len(self._task_instances(TaskInstanceState.SCHEDULED))
                 self._dag_run.schedule_tis(schedulable, session=self._session)
                 # schedule_tis updates rows in bulk without refreshing loaded objects.
                 self._session.expire_all()
-                claimed = self._claim_scheduled()
-                ready.extend(claimed)
-            # Handing out tasks decides nothing new; anything else Airflow changed (a skip, an
+                newly_scheduled = len(self._task_instances(TaskInstanceState.SCHEDULED)) - waiting_before
+            # Scheduling tasks decides nothing new; anything else Airflow changed (a skip, an
             # upstream_failed, an EmptyOperator it finished itself) may, so ask again.
-            if not decided_by_airflow and len(claimed) == len(schedulable):
+            if not decided_by_airflow and newly_scheduled == len(schedulable):
                 break
-        return sorted(ready, key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
+        return sorted(self._scheduled(), key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
 
     def task_instances(self) -> list[RunTaskInstance]:
         return [
@@ -155,12 +155,11 @@ class AirflowDagRun:
         query = self._in_this_run(select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state))
         return [tuple(row) for row in self._session.execute(query)]
 
-    def _claim_scheduled(self) -> list[ReadyTask]:
-        claimed = []
+    def _scheduled(self) -> list[ReadyTask]:
+        scheduled = []
         for ti in self._task_instances(TaskInstanceState.SCHEDULED):
-            ti.state = TaskInstanceState.RUNNING
             task = self.dag.get_task(ti.task_id)
-            claimed.append(
+            scheduled.append(
                 ReadyTask(
                     task_id=ti.task_id,
                     map_index=ti.map_index,
@@ -170,8 +169,12 @@ class AirflowDagRun:
                     priority_weight=ti.priority_weight or 0,
                 )
             )
+        return scheduled
+
+    def start(self, task: ReadyTask) -> None:
+        """The task's try is handed to an activity: this workflow is its executor."""
+        self._task_instance(task.task_id, task.map_index).state = TaskInstanceState.RUNNING
         self._session.flush()
-        return claimed
 
     def record(self, result: TaskTryResult) -> None:
         """Store how a try ended, the way Airflow's execution API would."""

@@ -14,11 +14,14 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.dags import DagActivities
     from activities.events import EventActivities
+    from activities.limits import LimitActivities
     from activities.tasks import TaskActivities
+    from schemas.limits import SLOTS_GRANTED_SIGNAL, SlotChanges, SlotClaim, SlotGrant, SlotRelease
     from schemas.messages import RunEvent, TaskEvent
     from schemas.runs import (
         DagRunRequest,
         DagRunResult,
+        RunOptions,
         RunTaskInstance,
         TaskError,
         TaskState,
@@ -29,8 +32,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
     from workflows.client import DAG_RUN_WORKFLOW
+    from workflows.slots import RunSlots
 
 AIRFLOW_DEFAULT_QUEUE = airflow_conf.get("operators", "default_queue")
+DEFAULT_MAX_ACTIVE_RUNS = airflow_conf.getint("core", "max_active_runs_per_dag")
 
 # Task failures come back as results and follow Airflow's own retry rules; Temporal only
 # retries what never produced a result (a worker that died, a lost connection).
@@ -51,6 +56,9 @@ EVENT_RETRY_POLICY = RetryPolicy(
 )
 EVENT_PUBLISH_TIMEOUT = timedelta(seconds=30)
 
+# Slots are given back even while the Temporal frontend is away: a lost release leaks a slot.
+SLOT_CHANGES_RETRY_POLICY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0)
+
 
 @workflow.defn(name=DAG_RUN_WORKFLOW, sandboxed=False)
 class DagRunWorkflow:
@@ -65,6 +73,11 @@ class DagRunWorkflow:
         self._finished_tries: list[TaskTryResult] = []
         self._running: int = 0
         self._xcoms: dict[tuple[str, int], list[XComEntry]] = {}
+        self._slots = RunSlots(workflow.info().workflow_id)
+
+    @workflow.signal(name=SLOTS_GRANTED_SIGNAL)
+    def slots_granted(self, grant: SlotGrant) -> None:
+        self._slots.on_grant(grant)
 
     @workflow.run
     async def run(self, request: DagRunRequest) -> DagRunResult:
@@ -100,6 +113,33 @@ class DagRunWorkflow:
 
     async def _run(self, request: DagRunRequest) -> DagRunResult:
         serialized_dag = request.serialized_dag or await self._load_dag(request.dag_id)
+        try:
+            await self._wait_for_run_slot(request.dag_id, serialized_dag)
+            return await self._run_in_private_db(request, serialized_dag)
+        finally:
+            # However the run ends, cancelled included; a terminated run runs no code, its
+            # slots are reclaimed by the limits themselves.
+            await self._exchange_slots(self._slots.everything(), [])
+
+    async def _wait_for_run_slot(self, dag_id: str, serialized_dag: dict) -> None:
+        """Runs beyond the DAG's max_active_runs wait here, Airflow's queued runs."""
+        max_active_runs = serialized_dag["dag"].get("max_active_runs", DEFAULT_MAX_ACTIVE_RUNS)
+        self._slots.claim_run_slot(dag_id, max_active_runs)
+        await self._exchange_slots(*self._slots.changes())
+        await workflow.wait_condition(lambda: self._slots.run_slot_held)
+
+    async def _exchange_slots(self, release: list[SlotRelease], acquire: list[SlotClaim]) -> None:
+        if not release and not acquire:
+            return
+        refusals = await workflow.execute_local_activity_method(
+            LimitActivities.change_slots,
+            SlotChanges(requester=workflow.info().workflow_id, release=release, acquire=acquire),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=SLOT_CHANGES_RETRY_POLICY,
+        )
+        self._slots.on_refusals(refusals)
+
+    async def _run_in_private_db(self, request: DagRunRequest, serialized_dag: dict) -> DagRunResult:
         with private_airflow_session() as session:
             try:
                 dag_run = AirflowDagRun.create(
@@ -138,29 +178,36 @@ class DagRunWorkflow:
     async def _drive(self, dag_run: AirflowDagRun, request: DagRunRequest) -> str | None:
         """Alternate between Airflow's decisions and the outcomes of the tries it asked for."""
         while True:
-            ready = dag_run.schedule()
+            self._slots.admit(dag_run.schedule(), dag_run.dag)
+            await self._exchange_slots(*self._slots.changes())
+            self._slots.has_news = False
+            ready = self._slots.startable()
+            for task, _ in ready:
+                dag_run.start(task)
             # One snapshot for everything handed out together: the run as Airflow's database
             # had it when these tries started (what their count and state queries see).
             run_task_instances = dag_run.task_instances() if ready else []
-            for task in ready:
-                self._start_try(dag_run, task, request, run_task_instances)
+            for task, refusal in ready:
+                self._start_try(dag_run, task, request, run_task_instances, refusal)
             if dag_run.finished:
                 return None
-            if not self._finished_tries:
+            if not self._finished_tries and not self._slots.has_news:
                 wakeup = dag_run.next_wakeup()
-                if self._running == 0 and wakeup is None:
+                if self._running == 0 and wakeup is None and not self._slots.waiting:
                     dag_run.fail(workflow.now())
                     return "no task is running or waiting, yet the run is not finished"
                 await self._wait_for_outcome_until(wakeup)
             while self._finished_tries:
-                dag_run.record(self._finished_tries.pop(0))
+                result = self._finished_tries.pop(0)
+                dag_run.record(result)
+                self._slots.finish(result.task_id, result.map_index)
 
     async def _wait_for_outcome_until(self, wakeup: datetime | None) -> None:
         timeout = None
         if wakeup is not None:
             timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
         try:
-            await workflow.wait_condition(lambda: bool(self._finished_tries), timeout=timeout)
+            await workflow.wait_condition(lambda: bool(self._finished_tries) or self._slots.has_news, timeout=timeout)
         except asyncio.TimeoutError:
             pass
 
@@ -170,6 +217,7 @@ class DagRunWorkflow:
         task: ReadyTask,
         request: DagRunRequest,
         run_task_instances: list[RunTaskInstance],
+        refusal: str | None,
     ) -> None:
         upstream = dag_run.upstream_task_ids(task.task_id)
         try_request = TaskTryRequest(
@@ -191,13 +239,28 @@ class DagRunWorkflow:
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
         self._running += 1
-        asyncio.create_task(self._run_try(try_request, queue, request))
+        asyncio.create_task(self._run_try(try_request, queue, request, refusal))
 
-    async def _run_try(self, try_request: TaskTryRequest, queue: str, request: DagRunRequest) -> None:
+    async def _run_try(
+        self, try_request: TaskTryRequest, queue: str, request: DagRunRequest, refusal: str | None
+    ) -> None:
         options = request.options
         started = workflow.now()
+        if refusal is not None:
+            # Retrying cannot help: the pool is missing or too small on this deployment.
+            error = TaskError(type="PoolUnavailable", message=refusal)
+            result = await self._try_without_result(try_request, started, error, retry=False)
+        else:
+            result = await self._run_activity(try_request, queue, options, started)
+        self._xcoms[(result.task_id, result.map_index)] = list(result.xcoms)
+        self._running -= 1
+        self._finished_tries.append(result)
+
+    async def _run_activity(
+        self, try_request: TaskTryRequest, queue: str, options: RunOptions, started: datetime
+    ) -> TaskTryResult:
         try:
-            result = await workflow.execute_activity_method(
+            return await workflow.execute_activity_method(
                 TaskActivities.run_task_try,
                 try_request,
                 activity_id=f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}",
@@ -208,26 +271,30 @@ class DagRunWorkflow:
             )
         except ActivityError as err:
             cause = err.cause or err
+            error = TaskError(type=type(cause).__name__, message=str(cause))
             retry = try_request.try_number <= try_request.max_tries
-            result = TaskTryResult(
-                task_id=try_request.task_id,
-                map_index=try_request.map_index,
-                try_number=try_request.try_number,
-                state=TaskState.UP_FOR_RETRY if retry else TaskState.FAILED,
-                start_date=started,
-                end_date=workflow.now(),
-                error=TaskError(type=type(cause).__name__, message=str(cause)),
-            )
-            # The activity never returned, so it published nothing for this try.
-            await workflow.execute_activity_method(
-                EventActivities.publish_task_event,
-                TaskEvent.of_try(workflow.info().workflow_id, try_request, result),
-                start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
-                retry_policy=EVENT_RETRY_POLICY,
-            )
-        self._xcoms[(result.task_id, result.map_index)] = list(result.xcoms)
-        self._running -= 1
-        self._finished_tries.append(result)
+            return await self._try_without_result(try_request, started, error, retry=retry)
+
+    async def _try_without_result(
+        self, try_request: TaskTryRequest, started: datetime, error: TaskError, *, retry: bool
+    ) -> TaskTryResult:
+        result = TaskTryResult(
+            task_id=try_request.task_id,
+            map_index=try_request.map_index,
+            try_number=try_request.try_number,
+            state=TaskState.UP_FOR_RETRY if retry else TaskState.FAILED,
+            start_date=started,
+            end_date=workflow.now(),
+            error=error,
+        )
+        # No activity returned a result, so none published this try's event.
+        await workflow.execute_activity_method(
+            EventActivities.publish_task_event,
+            TaskEvent.of_try(workflow.info().workflow_id, try_request, result),
+            start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
+            retry_policy=EVENT_RETRY_POLICY,
+        )
+        return result
 
     def _result(self, dag_run: AirflowDagRun, error: str | None) -> DagRunResult:
         result = dag_run.result(error)
