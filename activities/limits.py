@@ -13,18 +13,21 @@ from airflow.configuration import conf as airflow_conf
 from airflow.models.pool import Pool
 from temporalio import activity
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.limits import (
+    CHANGE_SLOTS_UPDATE,
     CONCURRENCY_LIMIT_WORKFLOW,
     UNLIMITED,
-    UPDATE_SLOTS_SIGNAL,
     LimitKind,
     LimitState,
     LimitUpdate,
+    SlotAnswers,
     SlotChanges,
     SlotClaim,
+    SlotGrant,
     SlotRefusal,
     SlotRequest,
 )
@@ -57,8 +60,8 @@ class LimitActivities:
         self._task_queue = settings.limits_task_queue
 
     @activity.defn(name="change_slots")
-    async def change_slots(self, changes: SlotChanges) -> list[SlotRefusal]:
-        """One signal per limit, releases before requests; a limit that does not exist yet is started."""
+    async def change_slots(self, changes: SlotChanges) -> SlotAnswers:
+        """One update per limit, releases before requests; a limit that does not exist yet is started."""
         refusals: list[SlotRefusal] = []
         capacities: dict[str, int] = {}
         requests: dict[str, list[SlotRequest]] = defaultdict(list)
@@ -78,38 +81,52 @@ class LimitActivities:
                 )
             )
         releases = {release.limit_id: release.holders for release in changes.release}
-        await asyncio.gather(
+        limit_ids = sorted(releases.keys() | requests.keys())
+        granted = await asyncio.gather(
             *(
                 self._send(
                     limit_id,
                     LimitUpdate(
+                        requester=changes.requester,
                         capacity=capacities.get(limit_id),
                         holder_check_seconds=self._holder_check_seconds,
                         release=releases.get(limit_id, []),
                         acquire=requests.get(limit_id, []),
                     ),
                 )
-                for limit_id in sorted(releases.keys() | requests.keys())
+                for limit_id in limit_ids
             )
         )
-        return refusals
+        return SlotAnswers(
+            refusals=refusals,
+            grants=[
+                SlotGrant(limit_id=limit_id, holders=holders)
+                for limit_id, holders in zip(limit_ids, granted)
+                if holders
+            ],
+        )
 
-    async def _send(self, limit_id: str, update: LimitUpdate) -> None:
+    async def _send(self, limit_id: str, update: LimitUpdate) -> list[str]:
+        """The holders of this run that have their slots of the limit now."""
         if update.capacity is None:
             # Only releases: a limit that does not exist holds nothing to release.
             try:
-                await self._client.get_workflow_handle(limit_id).signal(UPDATE_SLOTS_SIGNAL, update)
+                return await self._client.get_workflow_handle(limit_id).execute_update(
+                    CHANGE_SLOTS_UPDATE, update, result_type=list[str]
+                )
             except RPCError as err:
                 if err.status is not RPCStatusCode.NOT_FOUND:
                     raise
-            return
-        await self._client.start_workflow(
+                return []
+        start = WithStartWorkflowOperation(
             CONCURRENCY_LIMIT_WORKFLOW,
             LimitState(limit_id=limit_id, capacity=update.capacity, holder_check_seconds=update.holder_check_seconds),
             id=limit_id,
             task_queue=self._task_queue,
-            start_signal=UPDATE_SLOTS_SIGNAL,
-            start_signal_args=[update],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        return await self._client.execute_update_with_start_workflow(
+            CHANGE_SLOTS_UPDATE, update, start_workflow_operation=start, result_type=list[str]
         )
 
     @activity.defn(name="closed_workflows")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 UNLIMITED = -1  # Airflow's convention for a pool without a slot limit
 CONCURRENCY_LIMIT_WORKFLOW = "ConcurrencyLimit"
-UPDATE_SLOTS_SIGNAL = "update_slots"
+CHANGE_SLOTS_UPDATE = "change_slots"
 SLOTS_GRANTED_SIGNAL = "slots_granted"
 
 
@@ -79,10 +79,17 @@ class SlotRefusal(_Payload):
 
 
 class SlotGrant(_Payload):
-    """Signalled by a limit to a DAG run: these holders now have their slots."""
+    """From a limit to a DAG run: these holders now have their slots."""
 
     limit_id: str
     holders: list[str]
+
+
+class SlotAnswers(_Payload):
+    """What the limits answered a DAG run's changes at once."""
+
+    refusals: list[SlotRefusal] = Field(default_factory=list)
+    grants: list[SlotGrant] = Field(default_factory=list)
 
 
 class SlotRequest(_Payload):
@@ -103,8 +110,9 @@ class Holding(_Payload):
 
 
 class LimitUpdate(_Payload):
-    """Signalled to a limit: releases first, then new waiters (a retried try releases, then asks again)."""
+    """Sent to a limit by one DAG run: releases first, then new waiters (a retried try releases, then asks again)."""
 
+    requester: str
     capacity: int | None = Field(default=None, description="None when only releasing: unchanged")
     holder_check_seconds: float
     release: list[str] = Field(default_factory=list)

@@ -1,8 +1,9 @@
 """The workflow that owns one concurrency limit (a pool, a task's or a DAG's limit) across all runs.
 
 Temporal is its only store: holders and waiters live in the workflow and are carried across
-continue-as-new. DAG runs send ``update_slots`` signals (through signal-with-start, so the first
-request creates the limit); grants go back as ``slots_granted`` signals to the DAG run.
+continue-as-new. DAG runs send ``change_slots`` updates (through update-with-start, so the first
+request creates the limit) and get the slots granted at once in the answer; slots granted later,
+when others release them, go to the waiting DAG run as ``slots_granted`` signals.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.limits import LimitActivities
     from schemas.limits import (
+        CHANGE_SLOTS_UPDATE,
         CONCURRENCY_LIMIT_WORKFLOW,
         SLOTS_GRANTED_SIGNAL,
         UNLIMITED,
-        UPDATE_SLOTS_SIGNAL,
         Holding,
         LimitState,
         LimitUpdate,
@@ -113,35 +114,44 @@ class ConcurrencyLimitWorkflow:
     pydantic per run; this module only does bookkeeping and reads no clock or randomness.
     """
 
-    def __init__(self) -> None:
-        self._updates: list[LimitUpdate] = []
+    @workflow.init
+    def __init__(self, state: LimitState) -> None:
+        # Built here, not in run: the update that starts the workflow is handled before run begins.
+        self._book = SlotBook(state)
+        self._to_signal: list[Waiter] = []
         self._checking_holders = False
-        self._reclaimed = False
 
-    @workflow.signal(name=UPDATE_SLOTS_SIGNAL)
-    def update_slots(self, update: LimitUpdate) -> None:
-        self._updates.append(update)
+    @workflow.update(name=CHANGE_SLOTS_UPDATE)
+    def change_slots(self, update: LimitUpdate) -> list[str]:
+        """Apply a run's releases and requests; answer which of its holders have their slots now,
+        also earlier waiters its releases made room for.
+
+        The answer saves the requester a round trip; slots freed here for other runs go to them
+        by signal. A holder asked for again (a retried request) is answered the same way.
+        """
+        self._book.apply(update)
+        granted = self._book.grant()
+        self._to_signal.extend(waiter for waiter in granted if waiter.requester != update.requester)
+        answer = {waiter.holder for waiter in granted if waiter.requester == update.requester}
+        answer.update(request.holder for request in update.acquire if request.holder in self._book.holders)
+        return sorted(answer)
 
     @workflow.run
     async def run(self, state: LimitState) -> None:
-        book = SlotBook(state)
-        reclaiming = asyncio.create_task(self._reclaim_dead_holders(book))
+        reclaiming = asyncio.create_task(self._reclaim_dead_holders(self._book))
         while True:
-            await workflow.wait_condition(lambda: bool(self._updates) or self._reclaimed)
-            self._reclaimed = False
-            while self._updates:
-                book.apply(self._updates.pop(0))
-            await self._grant(book)
-            if self._history_is_long(book):
-                # Signals that arrived while granting must be in the carried state, and no
-                # holder check may be halfway through.
+            await workflow.wait_condition(lambda: bool(self._to_signal) or self._history_is_long(self._book))
+            await self._signal_grants()
+            if self._history_is_long(self._book):
+                # Updates that arrived meanwhile must be in the carried state, their grants
+                # sent, and no holder check may be halfway through.
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._checking_holders)
-                if not self._updates and not self._reclaimed:
+                if not self._to_signal:
                     reclaiming.cancel()
-                    workflow.continue_as_new(book.state())
+                    workflow.continue_as_new(self._book.state())
 
-    async def _grant(self, book: SlotBook) -> None:
-        granted = book.grant()
+    async def _signal_grants(self) -> None:
+        granted, self._to_signal = self._to_signal, []
         by_requester: dict[str, list[str]] = defaultdict(list)
         for waiter in granted:
             by_requester[waiter.requester].append(waiter.holder)
@@ -149,7 +159,7 @@ class ConcurrencyLimitWorkflow:
         outcomes = await asyncio.gather(
             *(
                 workflow.get_external_workflow_handle(requester).signal(
-                    SLOTS_GRANTED_SIGNAL, SlotGrant(limit_id=book.limit_id, holders=by_requester[requester])
+                    SLOTS_GRANTED_SIGNAL, SlotGrant(limit_id=self._book.limit_id, holders=by_requester[requester])
                 )
                 for requester in requesters
             ),
@@ -161,8 +171,11 @@ class ConcurrencyLimitWorkflow:
             if isinstance(outcome, BaseException) and requester not in gone:
                 raise outcome
         if gone:
-            book.release_requesters(gone)
-            self._reclaimed = True
+            self._release_requesters(gone)
+
+    def _release_requesters(self, requesters: set[str]) -> None:
+        self._book.release_requesters(requesters)
+        self._to_signal.extend(self._book.grant())
 
     async def _reclaim_dead_holders(self, book: SlotBook) -> None:
         """While anyone waits, look now and then for holders whose run ended without releasing
@@ -183,8 +196,7 @@ class ConcurrencyLimitWorkflow:
             finally:
                 self._checking_holders = False
             if closed:
-                book.release_requesters(set(closed))
-                self._reclaimed = True
+                self._release_requesters(set(closed))
 
     @staticmethod
     def _history_is_long(book: SlotBook) -> bool:

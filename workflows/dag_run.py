@@ -131,13 +131,15 @@ class DagRunWorkflow:
     async def _exchange_slots(self, release: list[SlotRelease], acquire: list[SlotClaim]) -> None:
         if not release and not acquire:
             return
-        refusals = await workflow.execute_local_activity_method(
+        answers = await workflow.execute_local_activity_method(
             LimitActivities.change_slots,
             SlotChanges(requester=workflow.info().workflow_id, release=release, acquire=acquire),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=SLOT_CHANGES_RETRY_POLICY,
         )
-        self._slots.on_refusals(refusals)
+        self._slots.on_refusals(answers.refusals)
+        for grant in answers.grants:
+            self._slots.on_grant(grant)
 
     async def _run_in_private_db(self, request: DagRunRequest, serialized_dag: dict) -> DagRunResult:
         with private_airflow_session() as session:
