@@ -14,11 +14,13 @@ from activities.callbacks import CallbackActivities
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
 from activities.events import EventActivities, EventPublisher
+from activities.limits import LimitActivities, PoolSizes
 from activities.tasks import TaskActivities, TaskProcessPool
 from bridge.metrics_server import serve_metrics
 from schemas.settings import Settings
 from workflows.client import connect
 from workflows.clock import install_workflow_clock
+from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     loader = DagLoader(settings.dags_folder)
     events = EventPublisher(settings)
     event_activities = EventActivities(events)
+    limit_activities = LimitActivities(client, PoolSizes(settings.pools), settings)
     if not events.enabled:
         log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
     # Everything imported so far lives as long as the process: keep it out of the collector's
@@ -59,6 +62,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                     CallbackActivities(pool).run_callbacks,
                     event_activities.publish_run_event,
                     event_activities.publish_task_event,
+                    limit_activities.change_slots,
                 ],
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
@@ -68,7 +72,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
-            async with worker:
+            # Every worker serves the limits, whatever its own task queue: a limit is shared by
+            # runs on all queues and must outlive any one worker.
+            limits_worker = Worker(
+                client,
+                task_queue=settings.limits_task_queue,
+                workflows=[ConcurrencyLimitWorkflow],
+                activities=[limit_activities.closed_workflows],
+                workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+            )
+            async with worker, limits_worker:
                 log.info(
                     "worker ready on task queue %s (%s, dags folder %s)",
                     settings.task_queue,

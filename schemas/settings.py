@@ -36,6 +36,21 @@ class Settings(BaseSettings):
     task_heartbeat_timeout_seconds: float = Field(
         default=30, gt=0, description="A task try whose worker is silent this long is retried elsewhere"
     )
+    pools: dict[str, int] = Field(
+        default_factory=dict,
+        description='Airflow pools as a JSON object, name -> slots (-1: unlimited), e.g. {"db": 4}; '
+        "default_pool has 128 slots unless declared",
+    )
+    limits_task_queue: str = Field(
+        default="dagbridge-limits",
+        description="Task queue of the pool and max_active_* limit workflows; every worker serves it",
+    )
+    limit_holder_check_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="While tasks or runs wait for a pool or limit, how often it reclaims the slots of runs "
+        "that ended without giving them back (terminated)",
+    )
 
     # Kafka
     kafka_bootstrap: str = Field(

@@ -24,9 +24,11 @@ from temporalio.worker import Replayer
 from activities.worker import run_worker
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
+from schemas.limits import CONCURRENCY_LIMIT_WORKFLOW
 from tests.servers import TemporalDevServer
 from workflows.client import DAG_RUN_WORKFLOW, start_dag_run
 from workflows.clock import install_workflow_clock
+from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
 
 pytest_plugins = ["tests.bridge_fixtures"]
@@ -34,6 +36,9 @@ pytest_plugins = ["tests.bridge_fixtures"]
 TESTS = Path(__file__).parent
 TEST_DAGS = TESTS / "dags"
 TASK_QUEUE = "dagbridge-tests"
+# Pools the test worker declares (DAGBRIDGE_POOLS); each test uses its own, so runs of different
+# tests never share slots.
+TEST_POOLS = {"pair": 2, "single": 1, "killed_worker": 1, "renewed": 1, "terminated_holder": 1}
 LOGICAL_DATE = datetime(2025, 3, 1, tzinfo=timezone.utc)
 
 
@@ -56,13 +61,17 @@ async def temporal_client(temporal_server: TemporalDevServer) -> AsyncIterator[C
 
 
 async def assert_every_history_replays(client: Client) -> None:
-    """Replay every DAG-run history the session produced; any nondeterminism fails the session."""
+    """Replay every DAG-run and limit history the session produced; any nondeterminism fails the session."""
     histories = [
         await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
-        async for execution in client.list_workflows(f"WorkflowType = '{DAG_RUN_WORKFLOW}'")
+        async for execution in client.list_workflows(
+            f"WorkflowType = '{DAG_RUN_WORKFLOW}' OR WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
+        )
     ]
     install_workflow_clock()
-    replayer = Replayer(workflows=[DagRunWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter
+    )
     failures = {}
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -80,6 +89,8 @@ def worker_settings(temporal_server: TemporalDevServer) -> Settings:
         dags_folder=TEST_DAGS,
         task_processes=2,
         task_heartbeat_timeout_seconds=5,
+        pools=TEST_POOLS,
+        limit_holder_check_seconds=1,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
@@ -25,12 +26,14 @@ async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, s
     ]
 
 
-async def local_activity_markers(handle: WorkflowHandle) -> int:
-    """How many local activity results the workflow recorded."""
+async def local_activity_markers(handle: WorkflowHandle, activity_type: str) -> int:
+    """How many results of this local activity the workflow recorded."""
     history = await handle.fetch_history()
     return sum(
         event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
         and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        and json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)["activity_type"]
+        == activity_type
         for event in history.events
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from schemas.settings import Settings
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The ``DAGBRIDGE_*`` variables that reproduce ``settings`` in another process."""
     return {
-        f"DAGBRIDGE_{name.upper()}": str(value)
+        f"DAGBRIDGE_{name.upper()}": json.dumps(value) if isinstance(value, dict) else str(value)
         for name, value in settings.model_dump().items()
         if value is not None
     }

@@ -56,14 +56,14 @@ async def test_serialized_dag_from_input_skips_loading(run_dag: DagRunner) -> No
 
     assert result.state == "success"
     assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["run_task_try"] * 3 + ["publish_run_event"]
-    assert await local_activity_markers(handle) == 0
+    assert await local_activity_markers(handle, "load_serialized_dag") == 0
 
 
 async def test_dag_is_loaded_by_a_local_activity_when_not_given(run_dag: DagRunner) -> None:
     handle = await run_dag.start("conformance_taskflow_chain")
     await handle.result()
 
-    assert await local_activity_markers(handle) == 1
+    assert await local_activity_markers(handle, "load_serialized_dag") == 1
 
 
 async def test_result_accounts_for_every_task_instance(run_dag: DagRunner) -> None:

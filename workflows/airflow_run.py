@@ -51,7 +51,7 @@ ACTIVE_TASK_STATES = frozenset(
 
 @dataclass(frozen=True)
 class ReadyTask:
-    """A task instance Airflow has just scheduled: it needs an activity."""
+    """A task instance Airflow has scheduled: it needs an activity once its slots are free."""
 
     task_id: str
     map_index: int
@@ -77,6 +77,16 @@ class AirflowDagRun:
         # The session's identity map only holds objects weakly: without a reference, every pass
         # would rebuild all task instance objects from their rows.
         self._loaded: list[TaskInstance] = []
+        # Task instances whose current try has poked and rescheduled before: only theirs have
+        # TaskReschedule rows to read when they are scheduled again.
+        self._rescheduled: set[tuple[str, int]] = {
+            (task_id, map_index)
+            for task_id, map_index in session.execute(
+                self._in_this_run(select(TaskInstance.task_id, TaskInstance.map_index))
+                .join(TaskReschedule, TaskReschedule.ti_id == TaskInstance.id)
+                .distinct()
+            )
+        }
         self._focus_airflow_on_changes()
         self.dag_callback: DagCallbackRequest | None = None
 
@@ -161,9 +171,9 @@ class AirflowDagRun:
 
         Airflow finishes some task instances itself (EmptyOperator, skips through trigger
         rules, upstream_failed), which can decide others, so this repeats until a pass changes
-        nothing. Tasks handed out are marked running: this workflow is their executor.
+        nothing. Returns every scheduled task instance, also those scheduled by earlier calls
+        that still wait for slots: they stay SCHEDULED until ``start`` marks them running.
         """
-        ready: list[ReadyTask] = []
         while True:
             states_before = self._take_changes()
             self._dag_run.dag = self.dag
@@ -172,21 +182,21 @@ class AirflowDagRun:
                 # What Airflow's scheduler would hand its DAG processor once the run ended.
                 self.dag_callback = dag_callback
             if self.finished:
-                break
+                return []
             decided_by_airflow = self._state_map() != states_before
-            claimed: list[ReadyTask] = []
+            newly_scheduled = 0
             if schedulable:
+                waiting_before = self._count(TaskInstanceState.SCHEDULED)
                 self._dag_run.schedule_tis(schedulable, session=self._session)
                 # schedule_tis updates rows in bulk without refreshing the objects it was given.
                 for ti in schedulable:
                     self._session.expire(ti)
-                claimed = self._claim_scheduled()
-                ready.extend(claimed)
-            # Handing out tasks decides nothing new; anything else Airflow changed (a skip, an
+                newly_scheduled = self._count(TaskInstanceState.SCHEDULED) - waiting_before
+            # Scheduling tasks decides nothing new; anything else Airflow changed (a skip, an
             # upstream_failed, an EmptyOperator it finished itself) may, so ask again.
-            if not decided_by_airflow and len(claimed) == len(schedulable):
+            if not decided_by_airflow and newly_scheduled == len(schedulable):
                 break
-        return sorted(ready, key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
+        return sorted(self._scheduled(), key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
 
     def _take_changes(self) -> dict[tuple[str, int], str | None]:
         """The states now, remembering which tasks changed since the previous pass looked."""
@@ -272,13 +282,16 @@ class AirflowDagRun:
     def _state_map(self) -> dict[tuple[str, int], str | None]:
         return {(ti.task_id, ti.map_index): ti.state for ti in self._loaded}
 
-    def _claim_scheduled(self) -> list[ReadyTask]:
-        claimed = []
-        for ti in self._task_instances(TaskInstanceState.SCHEDULED):
-            ti.state = TaskInstanceState.RUNNING
+    def _scheduled(self) -> list[ReadyTask]:
+        # From the loaded objects: tasks waiting for slots are scheduled again at every pass.
+        self._load_task_instances()
+        scheduled = []
+        for ti in self._loaded:
+            if ti.state != TaskInstanceState.SCHEDULED:
+                continue
             task = self.dag.get_task(ti.task_id)
-            reschedules = self._reschedules(ti)
-            claimed.append(
+            reschedules = self._reschedules(ti) if (ti.task_id, ti.map_index) in self._rescheduled else []
+            scheduled.append(
                 ReadyTask(
                     task_id=ti.task_id,
                     map_index=ti.map_index,
@@ -290,8 +303,12 @@ class AirflowDagRun:
                     first_reschedule_start_date=reschedules[0].start_date if reschedules else None,
                 )
             )
+        return scheduled
+
+    def start(self, task: ReadyTask) -> None:
+        """The task's try is handed to an activity: this workflow is its executor."""
+        self._task_instance(task.task_id, task.map_index).state = TaskInstanceState.RUNNING
         self._session.flush()
-        return claimed
 
     def record(self, result: TaskTryResult) -> None:
         """Store how a try ended, the way Airflow's execution API would."""
@@ -306,9 +323,11 @@ class AirflowDagRun:
             ti.retry_delay_override = result.retry_delay_seconds
             # As Airflow's execution API does: the next try starts without this one's reschedules.
             ti.prepare_db_for_next_try(self._session)
+            self._rescheduled.discard((ti.task_id, ti.map_index))
         if result.state is TaskState.UP_FOR_RESCHEDULE:
             # What Airflow's ReadyToRescheduleDep waits for, and where the sensor's timeout counts from.
             self._session.add(TaskReschedule(ti.id, result.start_date, result.end_date, result.reschedule_date))
+            self._rescheduled.add((ti.task_id, ti.map_index))
         if result.mapped_length is not None:
             self._session.merge(
                 TaskMap(
@@ -447,6 +466,10 @@ class AirflowDagRun:
     def _reschedules(self, ti: TaskInstance) -> list[TaskReschedule]:
         """The current try's rescheduled pokes, oldest first."""
         return list(self._session.scalars(TaskReschedule.stmt_for_task_instance(ti)))
+
+    def _count(self, state: TaskInstanceState) -> int:
+        query = self._in_this_run(select(func.count()).select_from(TaskInstance)).order_by(None)
+        return self._session.scalar(query.where(TaskInstance.state == state))
 
     def _task_instances(self, state: TaskInstanceState | None = None) -> list[TaskInstance]:
         query = self._in_this_run(select(TaskInstance))

@@ -19,7 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.callbacks import CallbackActivities, CallbackRequest
     from activities.dags import DagActivities
     from activities.events import EventActivities
+    from activities.limits import LimitActivities
     from activities.tasks import TaskActivities
+    from schemas.limits import SLOTS_GRANTED_SIGNAL, SlotChanges, SlotClaim, SlotGrant, SlotRelease
     from schemas.messages import RunEvent, TaskEvent
     from schemas.runs import (
         DagRunRequest,
@@ -39,9 +41,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
     from workflows.client import DAG_RUN_WORKFLOW
+    from workflows.slots import RunSlots
     from workflows.stopping import RunStop, cancel_activities, despite_cancellation
 
 AIRFLOW_DEFAULT_QUEUE = airflow_conf.get("operators", "default_queue")
+DEFAULT_MAX_ACTIVE_RUNS = airflow_conf.getint("core", "max_active_runs_per_dag")
 
 # Task failures come back as results and follow Airflow's own retry rules; Temporal only
 # retries what never produced a result (a worker that died, a lost connection).
@@ -79,6 +83,8 @@ CALLBACK_RETRY_POLICY = RetryPolicy(
 )
 # As long as Airflow's DAG processor, which runs these callbacks there, may work on one file.
 CALLBACK_TIMEOUT = timedelta(seconds=airflow_conf.getint("dag_processor", "dag_file_processor_timeout"))
+# Slots are given back even while the Temporal frontend is away: a lost release leaks a slot.
+SLOT_CHANGES_RETRY_POLICY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0)
 
 
 @workflow.defn(name=DAG_RUN_WORKFLOW, sandboxed=False)
@@ -98,9 +104,13 @@ class DagRunWorkflow:
         self._dag_run: AirflowDagRun | None = None
         self._conf: dict = {}
         self._conf_bytes = 0
-
         self._try_activities: set[ActivityHandle] = set()
         self._stop: RunStop | None = None
+        self._slots = RunSlots(workflow.info().workflow_id)
+
+    @workflow.signal(name=SLOTS_GRANTED_SIGNAL)
+    def slots_granted(self, grant: SlotGrant) -> None:
+        self._slots.on_grant(grant)
 
     @workflow.query
     def try_inputs(self, task_id: str) -> TryInputs:
@@ -147,6 +157,41 @@ class DagRunWorkflow:
 
     async def _run(self, request: DagRunRequest) -> DagRunResult:
         serialized_dag = request.serialized_dag or await self._load_dag(request.dag_id)
+        continuing = False
+        try:
+            await self._wait_for_run_slot(request.dag_id, serialized_dag)
+            return await self._run_in_private_db(request, serialized_dag)
+        except workflow.ContinueAsNewError:
+            # The run goes on: its next workflow claims the same holders again and keeps their slots.
+            continuing = True
+            raise
+        finally:
+            # However else the run ends, cancelled included; a terminated run runs no code, its
+            # slots are reclaimed by the limits themselves.
+            if not continuing:
+                await self._exchange_slots(self._slots.everything(), [])
+
+    async def _wait_for_run_slot(self, dag_id: str, serialized_dag: dict) -> None:
+        """Runs beyond the DAG's max_active_runs wait here, Airflow's queued runs."""
+        max_active_runs = serialized_dag["dag"].get("max_active_runs", DEFAULT_MAX_ACTIVE_RUNS)
+        self._slots.claim_run_slot(dag_id, max_active_runs)
+        await self._exchange_slots(*self._slots.changes())
+        await workflow.wait_condition(lambda: self._slots.run_slot_held)
+
+    async def _exchange_slots(self, release: list[SlotRelease], acquire: list[SlotClaim]) -> None:
+        if not release and not acquire:
+            return
+        answers = await workflow.execute_local_activity_method(
+            LimitActivities.change_slots,
+            SlotChanges(requester=workflow.info().workflow_id, release=release, acquire=acquire),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=SLOT_CHANGES_RETRY_POLICY,
+        )
+        self._slots.on_refusals(answers.refusals)
+        for grant in answers.grants:
+            self._slots.on_grant(grant)
+
+    async def _run_in_private_db(self, request: DagRunRequest, serialized_dag: dict) -> DagRunResult:
         resume = request.resume
         with private_airflow_session(resume.database if resume else None) as session:
             if resume is not None:
@@ -240,18 +285,26 @@ class DagRunWorkflow:
             )
             if history_is_long and self._running == 0:
                 self._continue_as_new(dag_run, request)
-            if not history_is_long:
-                ready = dag_run.schedule()
+            if history_is_long:
+                # Grants wait for the next workflow, which claims the same holders again.
+                self._slots.has_news = False
+            else:
+                self._slots.admit(dag_run.schedule(), dag_run.dag)
+                await self._exchange_slots(*self._slots.changes())
+                self._slots.has_news = False
+                ready = self._slots.startable()
+                for task, _ in ready:
+                    dag_run.start(task)
                 # One snapshot for everything handed out together: the run as Airflow's database
                 # had it when these tries started (what their count and state queries see).
                 task_instance_states = dag_run.task_instance_states() if ready else {}
-                for task in ready:
-                    self._start_try(dag_run, task, request, task_instance_states)
+                for task, refusal in ready:
+                    self._start_try(dag_run, task, request, task_instance_states, refusal)
                 if dag_run.finished:
                     return None
-            if not self._finished_tries:
+            if not self._finished_tries and not self._slots.has_news:
                 wakeup = None if history_is_long else dag_run.next_wakeup()
-                if self._running == 0 and wakeup is None:
+                if self._running == 0 and wakeup is None and not self._slots.waiting:
                     dag_run.fail(workflow.now())
                     return "no task is running or waiting, yet the run is not finished"
                 try:
@@ -259,7 +312,9 @@ class DagRunWorkflow:
                 except asyncio.CancelledError:
                     return await self._stop_run(dag_run, RunStop.CANCELLED)
             while self._finished_tries:
-                dag_run.record(self._finished_tries.pop(0))
+                result = self._finished_tries.pop(0)
+                dag_run.record(result)
+                self._slots.finish(result.task_id, result.map_index)
 
     async def _stop_run(self, dag_run: AirflowDagRun, stop: RunStop) -> str:
         """End the run now: Airflow's marking first, then every running try stopped and waited for."""
@@ -278,7 +333,7 @@ class DagRunWorkflow:
         if wakeup is not None:
             timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
         try:
-            await workflow.wait_condition(lambda: bool(self._finished_tries), timeout=timeout)
+            await workflow.wait_condition(lambda: bool(self._finished_tries) or self._slots.has_news, timeout=timeout)
         except asyncio.TimeoutError:
             pass
 
@@ -288,6 +343,7 @@ class DagRunWorkflow:
         task: ReadyTask,
         request: DagRunRequest,
         task_instance_states: dict[str, list[tuple[int, str | None]]],
+        refusal: str | None,
     ) -> None:
         upstream_xcoms = self._upstream_xcoms(dag_run, task.task_id)
         upstream_bytes = sum(self._xcom_bytes[task_id] for task_id in {entry.task_id for entry in upstream_xcoms})
@@ -320,7 +376,7 @@ class DagRunWorkflow:
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
         self._running += 1
-        asyncio.create_task(self._run_try(dag_run, try_request, queue, request))
+        asyncio.create_task(self._run_try(dag_run, try_request, queue, request, refusal))
 
     def _upstream_xcoms(self, dag_run: AirflowDagRun, task_id: str) -> list[XComEntry]:
         """The XComs a task may pull: those of every task it transitively depends on."""
@@ -333,10 +389,33 @@ class DagRunWorkflow:
         ]
 
     async def _run_try(
-        self, dag_run: AirflowDagRun, try_request: TaskTryRequest, queue: str, request: DagRunRequest
+        self,
+        dag_run: AirflowDagRun,
+        try_request: TaskTryRequest,
+        queue: str,
+        request: DagRunRequest,
+        refusal: str | None,
     ) -> None:
         options = request.options
         started = workflow.now()
+        if refusal is not None:
+            # Retrying cannot help: the pool is missing or too small on this deployment.
+            error = TaskError(type="PoolUnavailable", message=refusal)
+            result = await self._try_without_result(try_request, started, error, retry=False)
+        else:
+            result = await self._run_activity(dag_run, try_request, queue, request, started)
+            if result is None:
+                # The run stopped this try; Airflow's marking already decided its task instance.
+                self._running -= 1
+                return
+        self._store_xcoms(result)
+        self._running -= 1
+        self._finished_tries.append(result)
+
+    async def _run_activity(
+        self, dag_run: AirflowDagRun, try_request: TaskTryRequest, queue: str, request: DagRunRequest, started: datetime
+    ) -> TaskTryResult | None:
+        options = request.options
         activity = workflow.start_activity_method(
             TaskActivities.run_task_try,
             try_request,
@@ -351,36 +430,39 @@ class DagRunWorkflow:
         self._try_activities.add(activity)
         activity.add_done_callback(self._try_activities.discard)
         try:
-            result = await activity
+            return await activity
         except ActivityError as err:
             if self._stop is not None:
-                # The run stopped this try; Airflow's marking already decided its task instance.
-                self._running -= 1
-                return
+                return None
             cause = err.cause or err
+            error = TaskError(type=type(cause).__name__, message=str(cause))
             retry = try_request.try_number <= try_request.max_tries
-            result = TaskTryResult(
-                task_id=try_request.task_id,
-                map_index=try_request.map_index,
-                try_number=try_request.try_number,
-                state=TaskState.UP_FOR_RETRY if retry else TaskState.FAILED,
-                start_date=started,
-                end_date=workflow.now(),
-                error=TaskError(type=type(cause).__name__, message=str(cause)),
-            )
-            # The activity never returned, so it published nothing for this try.
-            await workflow.execute_activity_method(
-                EventActivities.publish_task_event,
-                TaskEvent.of_try(workflow.info().workflow_id, try_request, result),
-                start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
-                retry_policy=EVENT_RETRY_POLICY,
-            )
+            result = await self._try_without_result(try_request, started, error, retry=retry)
             # Nor did its runner reach the try's retry or failure callback.
             if (callback := dag_run.unreported_failure_callback(result)) is not None:
                 await self._run_callbacks(callback, request)
-        self._store_xcoms(result)
-        self._running -= 1
-        self._finished_tries.append(result)
+            return result
+
+    async def _try_without_result(
+        self, try_request: TaskTryRequest, started: datetime, error: TaskError, *, retry: bool
+    ) -> TaskTryResult:
+        result = TaskTryResult(
+            task_id=try_request.task_id,
+            map_index=try_request.map_index,
+            try_number=try_request.try_number,
+            state=TaskState.UP_FOR_RETRY if retry else TaskState.FAILED,
+            start_date=started,
+            end_date=workflow.now(),
+            error=error,
+        )
+        # No activity returned a result, so none published this try's event.
+        await workflow.execute_activity_method(
+            EventActivities.publish_task_event,
+            TaskEvent.of_try(workflow.info().workflow_id, try_request, result),
+            start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
+            retry_policy=EVENT_RETRY_POLICY,
+        )
+        return result
 
     def _store_xcoms(self, result: TaskTryResult) -> None:
         """Keep a try's XComs (a later try of the same task instance replaces them) and their size."""

@@ -1,0 +1,200 @@
+"""Pools and Airflow's max_active_* limits, across runs and workers, on a real Temporal server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+
+from schemas.limits import (
+    CONCURRENCY_LIMIT_WORKFLOW,
+    LimitKind,
+    LimitState,
+    Waiter,
+    limit_workflow_id,
+)
+from schemas.runs import RunOptions
+from schemas.settings import Settings
+from tests.conftest import DagRunner
+from tests.history import activity_times, scheduled_activities
+from tests.processes import WorkerProcess
+from tests.test_durability import wait_until_running
+from workflows.concurrency_limit import grants
+
+Interval = tuple[datetime, datetime]
+
+
+def waiter(holder: str, priority_weight: int, arrival: int, slots: int = 1) -> Waiter:
+    return Waiter(holder=holder, requester="run", slots=slots, priority_weight=priority_weight, arrival=arrival)
+
+
+def test_grants_go_by_priority_then_arrival() -> None:
+    waiting = [waiter("early-low", 1, 1), waiter("late-high", 5, 3), waiter("early-high", 5, 2)]
+
+    assert [w.holder for w in grants(waiting, 2)] == ["early-high", "late-high"]
+    assert [w.holder for w in grants(waiting, None)] == ["early-high", "late-high", "early-low"]
+
+
+def test_a_waiter_too_big_for_the_free_slots_lets_smaller_lower_priority_ones_through() -> None:
+    waiting = [waiter("big", 9, 1, slots=3), waiter("small", 1, 2)]
+
+    assert [w.holder for w in grants(waiting, 2)] == ["small"]
+    assert [w.holder for w in grants(waiting, 0)] == []
+
+
+def most_at_once(intervals: Iterable[Interval]) -> int:
+    # An end and a start at the same instant do not overlap: ends sort first.
+    edges = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals], key=lambda e: (e[0], e[1])
+    )
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+async def try_intervals(handle: WorkflowHandle, task_ids: set[str] | None = None) -> list[Interval]:
+    """From scheduling (after the slots were granted) to completion of each task try."""
+    tries = {activity_id for kind, activity_id, _ in await scheduled_activities(handle) if kind == "run_task_try"}
+    return [
+        (scheduled, completed)
+        for activity_id, (scheduled, completed) in (await activity_times(handle)).items()
+        if activity_id in tries
+        and completed is not None
+        and (task_ids is None or activity_id.split(":")[0] in task_ids)
+    ]
+
+
+async def run_together(run_dag: DagRunner, dag_id: str, runs: int, **kwargs) -> list[WorkflowHandle]:
+    handles = [await run_dag.start(dag_id, **kwargs) for _ in range(runs)]
+    results = await asyncio.gather(*(handle.result() for handle in handles))
+    assert [result.state for result in results] == ["success"] * runs
+    return handles
+
+
+async def test_a_pool_of_two_never_runs_more_than_two_tasks_across_runs(run_dag: DagRunner) -> None:
+    handles = await run_together(run_dag, "limits_pool_pair", 3)
+
+    intervals = [interval for handle in handles for interval in await try_intervals(handle)]
+    assert len(intervals) == 6
+    assert most_at_once(intervals) == 2
+
+
+async def test_waiting_tasks_get_the_slot_by_priority_weight(run_dag: DagRunner) -> None:
+    (handle,) = await run_together(run_dag, "limits_priorities", 1)
+
+    tries = [
+        activity_id.split(":")[0]
+        for kind, activity_id, _ in await scheduled_activities(handle)
+        if kind == "run_task_try"
+    ]
+    assert tries == ["high", "middle", "low"]
+    assert most_at_once(await try_intervals(handle)) == 1
+
+
+async def test_max_active_runs_queues_the_next_run_until_one_ends(run_dag: DagRunner) -> None:
+    first, second = [await run_dag.start("limits_one_run_at_a_time") for _ in range(2)]
+    results = await asyncio.gather(first.result(), second.result())
+
+    assert [result.state for result in results] == ["success", "success"]
+    first_run = (results[0].start_date, results[0].end_date)
+    second_run = (results[1].start_date, results[1].end_date)
+    assert most_at_once([first_run, second_run]) == 1
+
+
+async def test_max_active_tasks_limits_the_tasks_of_one_run(run_dag: DagRunner) -> None:
+    (handle,) = await run_together(run_dag, "limits_one_task_at_a_time", 1)
+
+    intervals = await try_intervals(handle)
+    assert len(intervals) == 3
+    assert most_at_once(intervals) == 1
+
+
+async def test_max_active_tis_per_dag_limits_a_task_across_runs(run_dag: DagRunner) -> None:
+    handles = await run_together(run_dag, "limits_task_once_across_runs", 2)
+
+    exclusive = [interval for handle in handles for interval in await try_intervals(handle, {"exclusive"})]
+    free = [interval for handle in handles for interval in await try_intervals(handle, {"free"})]
+    assert most_at_once(exclusive) == 1
+    assert len(exclusive) == len(free) == 2
+
+
+async def test_an_undeclared_pool_fails_the_task_with_a_clear_message(run_dag: DagRunner) -> None:
+    handle = await run_dag.start("limits_undeclared_pool")
+    result = await handle.result()
+
+    assert result.state == "failed"
+    assert [(ti.task_id, ti.state, ti.try_number) for ti in result.task_instances] == [("never", "failed", 1)]
+    kinds = [kind for kind, _, _ in await scheduled_activities(handle)]
+    assert "run_task_try" not in kinds
+    assert kinds.count("publish_task_event") == 1
+    history = await handle.fetch_history()
+    failed_try = next(
+        event.activity_task_scheduled_event_attributes.input.payloads[0].data
+        for event in history.events
+        if event.activity_task_scheduled_event_attributes.activity_type.name == "publish_task_event"
+    )
+    assert b"pool 'nowhere' is not declared in DAGBRIDGE_POOLS" in failed_try
+
+
+async def test_the_limit_continues_as_new_and_keeps_its_holders_and_waiters(
+    run_dag: DagRunner, temporal_client: Client, worker_settings: Settings
+) -> None:
+    limit_id = limit_workflow_id(LimitKind.POOL, "renewed")
+    await temporal_client.start_workflow(
+        CONCURRENCY_LIMIT_WORKFLOW,
+        LimitState(limit_id=limit_id, capacity=1, holder_check_seconds=1, max_history_events=20),
+        id=limit_id,
+        task_queue=worker_settings.limits_task_queue,
+    )
+    handles = await run_together(run_dag, "limits_renewed", 4)
+
+    runs = [execution async for execution in temporal_client.list_workflows(f"WorkflowId = '{limit_id}'")]
+    assert len(runs) > 2, "the limit never continued as new"
+    assert most_at_once([interval for handle in handles for interval in await try_intervals(handle)]) == 1
+
+
+async def test_the_slot_of_a_terminated_run_is_reclaimed_for_the_runs_waiting(run_dag: DagRunner) -> None:
+    holder = await run_dag.start("limits_terminated_holder")
+    await wait_until_running(holder, "slow:-1:1")
+    waiting = await run_dag.start("limits_terminated_holder")
+
+    # Terminated: no code of the run gives the slot back, the limit must notice.
+    await holder.terminate("test")
+    result = await asyncio.wait_for(waiting.result(), timeout=60)
+
+    assert result.state == "success"
+
+
+@pytest.fixture
+def worker_processes() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.terminate()
+
+
+async def test_a_killed_worker_holding_a_slot_does_not_leak_it(
+    run_dag: DagRunner, worker_settings: Settings, worker_processes: list[WorkerProcess], tmp_path: Path
+) -> None:
+    queue = "dagbridge-tests-limits-killed"
+    settings = worker_settings.model_copy(update={"task_queue": queue, "task_processes": 2})
+    worker_processes.append(WorkerProcess(settings, tmp_path / "first-worker.log"))
+    options = RunOptions(default_task_queue=queue, task_heartbeat_timeout_seconds=2)
+    holder = await run_dag.start("limits_killed_worker", task_queue=queue, options=options)
+    await wait_until_running(holder, "slow:-1:1")
+    waiting = await run_dag.start("limits_killed_worker", task_queue=queue, options=options)
+
+    worker_processes[0].kill()
+    worker_processes.append(WorkerProcess(settings, tmp_path / "second-worker.log"))
+    results = await asyncio.wait_for(asyncio.gather(holder.result(), waiting.result()), timeout=120)
+
+    assert [result.state for result in results] == ["success", "success"]
+    intervals = await try_intervals(holder) + await try_intervals(waiting)
+    assert len(intervals) == 2
+    assert most_at_once(intervals) == 1
