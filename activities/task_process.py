@@ -107,15 +107,19 @@ def _stop_if_no_longer_permitted(signum: int, frame: object) -> None:
     """Stop the current try the way Airflow's supervisor does: the operator's on_kill, then the end.
 
     Airflow's own SIGTERM handler only calls on_kill and leaves the rest to a SIGKILL that would
-    take the whole pool down; raising AirflowTaskTerminated instead ends the try as Airflow ends a
-    terminated one (failed, finalized) and keeps this process for the next try.
+    take the whole pool down; raising AirflowTaskTerminated instead ends the task's code and keeps
+    this process for the next try. The try is not finalized (see ``_run_task_try``).
     """
-    if _current_try is None or (_current_try / PERMIT_FILE).exists():
+    if not _stopped():
         return
     on_term = signal.getsignal(signal.SIGTERM)
     if callable(on_term):
         on_term(signal.SIGTERM, frame)
-    raise AirflowTaskTerminated("the try was stopped: its DAG run was cancelled or timed out")
+    raise AirflowTaskTerminated("the try was stopped: its run ended or its activity timed out")
+
+
+def _stopped() -> bool:
+    return _current_try is not None and not (_current_try / PERMIT_FILE).exists()
 
 
 def _claim(try_dir: Path) -> bool:
@@ -200,7 +204,10 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         context = ti.get_template_context()
         state, _, error = run(ti, context, log)
         context["exception"] = error
-        finalize(ti, state, context, log, error)
+        # A stopped try ends as under Airflow's supervisor, which kills the task after on_kill:
+        # its runner never finalizes it, so its callbacks run from outside if at all.
+        if not _stopped():
+            finalize(ti, state, context, log, error)
 
     return TaskTryResult(
         task_id=request.task_id,
