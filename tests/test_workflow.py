@@ -213,3 +213,11 @@ async def test_a_long_run_continues_as_new_with_its_state(run_dag: DagRunner) ->
     assert total.xcom["return_value"] == sum(len("item-0000-") + 300 + 100 + 1 for _ in range(100)) + 100
     runs = [execution async for execution in run_dag.client.list_workflows(f"WorkflowId = '{handle.id}'")]
     assert len(runs) >= 2
+    # Every try ran once, in whichever workflow of the run handed it out.
+    tries = [
+        activity_id
+        for execution in runs
+        for kind, activity_id, _ in await scheduled_activities(run_dag.client.get_workflow_handle(handle.id, run_id=execution.run_id))
+        if kind == "run_task_try"
+    ]
+    assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))])

@@ -50,8 +50,11 @@ def _private_engine(image: bytes | None) -> Engine:
 
 
 def database_image(session: Session) -> bytes:
-    """The whole database as compressed bytes, to be opened again by ``private_airflow_session``."""
-    session.flush()
+    """The whole database as compressed bytes, to be opened again by ``private_airflow_session``.
+
+    SQLite serializes what was committed, and the session never commits while the run goes on.
+    """
+    session.commit()
     return zlib.compress(session.connection().connection.driver_connection.serialize())
 
 

@@ -284,6 +284,8 @@ class DagRunWorkflow:
                 or info.get_current_history_length() >= request.options.history_events_per_workflow
             )
             if history_is_long and self._running == 0:
+                # The next workflow claims the slots of waiting tasks again, not those of ended tries.
+                await self._exchange_slots(self._slots.releases(), [])
                 self._continue_as_new(dag_run, request)
             if history_is_long:
                 # Grants wait for the next workflow, which claims the same holders again.

@@ -106,11 +106,15 @@ class RunSlots:
         acquire, self._to_acquire = self._to_acquire, []
         for claim in acquire:
             self._claimed[claim.limit_id].add(claim.holder)
+        return self.releases(), acquire
+
+    def releases(self) -> list[SlotRelease]:
+        """The slots of tries that ended, to give back now."""
         release = [
             SlotRelease(limit_id=limit, holders=sorted(holders)) for limit, holders in sorted(self._to_release.items())
         ]
         self._to_release.clear()
-        return release, acquire
+        return release
 
     def everything(self) -> list[SlotRelease]:
         """Every slot this run held or waited for: released when it ends, whatever the reason."""
