@@ -13,7 +13,8 @@ from schemas.messages import RunEvent
 
 
 async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, str]]:
-    """(activity type, activity id, task queue) of every activity the workflow scheduled, in order."""
+    """(activity type, activity id, task queue) of every activity the workflow scheduled, in order;
+    its slot exchanges with concurrency limits (``change_slots``) left out."""
     history = await handle.fetch_history()
     return [
         (
@@ -23,6 +24,7 @@ async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, s
         )
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name != "change_slots"
     ]
 
 

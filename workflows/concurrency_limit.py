@@ -187,7 +187,7 @@ class ConcurrencyLimitWorkflow:
                 continue
             self._checking_holders = True
             try:
-                closed = await workflow.execute_local_activity_method(
+                closed = await workflow.execute_activity_method(
                     LimitActivities.closed_workflows,
                     book.requesters(),
                     start_to_close_timeout=timedelta(seconds=30),

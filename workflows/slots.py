@@ -38,6 +38,9 @@ class RunSlots:
         # Every holder this run ever claimed, per limit: what it gives back when it ends, however.
         self._claimed: dict[str, set[str]] = defaultdict(set)
         self._run_claim: SlotClaim | None = None
+        # Grants that came before this workflow made the claim (a claim of an earlier workflow of
+        # the run, before it continued as new): a claim finds its grant here when it is made.
+        self._grants_before_claims: set[tuple[str, str]] = set()
         self.run_slot_held = False
         self.has_news = False
 
@@ -46,6 +49,7 @@ class RunSlots:
             kind=LimitKind.RUNS, name=dag_id, holder=self._workflow_id, capacity=max_active_runs
         )
         self._to_acquire.append(self._run_claim)
+        self.run_slot_held = (self._run_claim.limit_id, self._run_claim.holder) in self._grants_before_claims
 
     def admit(self, scheduled: list[ReadyTask], dag: Any) -> None:
         """Take scheduled tasks in, in Airflow's order, as far as the run's own limits allow.
@@ -100,9 +104,16 @@ class RunSlots:
         """What to send now: releases, then each admitted task's next claim."""
         for slots in self._tasks.values():
             waits = not slots.started and not slots.requested and slots.refusal is None
-            if waits and slots.granted < len(slots.claims):
+            while waits and slots.granted < len(slots.claims):
+                claim = slots.claims[slots.granted]
+                if (claim.limit_id, claim.holder) in self._grants_before_claims:
+                    self._grants_before_claims.discard((claim.limit_id, claim.holder))
+                    self._claimed[claim.limit_id].add(claim.holder)
+                    slots.granted += 1
+                    continue
                 slots.requested = True
-                self._to_acquire.append(slots.claims[slots.granted])
+                self._to_acquire.append(claim)
+                break
         acquire, self._to_acquire = self._to_acquire, []
         for claim in acquire:
             self._claimed[claim.limit_id].add(claim.holder)
@@ -135,10 +146,12 @@ class RunSlots:
                 continue
             key = self._by_holder.get(holder)
             slots = self._tasks.get(key) if key is not None else None
-            # A grant for a claim this run no longer waits for (a duplicate) changes nothing.
             if slots is not None and slots.requested and slots.claims[slots.granted].limit_id == grant.limit_id:
                 slots.granted += 1
                 slots.requested = False
+            elif slots is None:
+                self._grants_before_claims.add((grant.limit_id, holder))
+            # Otherwise a duplicate grant for a claim this run no longer waits for: it changes nothing.
 
     def on_refusals(self, refusals: list[SlotRefusal]) -> None:
         for refusal in refusals:
