@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import warnings
 import os
 import tempfile
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
