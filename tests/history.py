@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -24,7 +25,7 @@ async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, s
         )
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and event.activity_task_scheduled_event_attributes.activity_type.name != "change_slots"
+        and not _is_slot_exchange(event)
     ]
 
 
@@ -46,7 +47,7 @@ async def activity_attempts(handle: WorkflowHandle) -> dict[str, int]:
     scheduled = {
         event.event_id: event.activity_task_scheduled_event_attributes.activity_id
         for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and not _is_slot_exchange(event)
     }
     return {
         scheduled[event.activity_task_started_event_attributes.scheduled_event_id]: (
@@ -54,6 +55,7 @@ async def activity_attempts(handle: WorkflowHandle) -> dict[str, int]:
         )
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and event.activity_task_started_event_attributes.scheduled_event_id in scheduled
     }
 
 
@@ -63,10 +65,13 @@ async def activity_times(handle: WorkflowHandle) -> dict[str, tuple[datetime, da
     ids: dict[int, str] = {}
     times: dict[str, tuple[datetime, datetime | None]] = {}
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and not _is_slot_exchange(event):
             ids[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
             times[ids[event.event_id]] = (event.event_time.ToDatetime(UTC), None)
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        elif (
+            event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and event.activity_task_completed_event_attributes.scheduled_event_id in ids
+        ):
             activity_id = ids[event.activity_task_completed_event_attributes.scheduled_event_id]
             times[activity_id] = (times[activity_id][0], event.event_time.ToDatetime(UTC))
     return times
@@ -109,11 +114,17 @@ async def activity_endings(handle: WorkflowHandle) -> list[tuple[str, str]]:
     names: dict[int, str] = {}
     endings = []
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and not _is_slot_exchange(event):
             attributes = event.activity_task_scheduled_event_attributes
             is_try = attributes.activity_type.name == "run_task_try"
             names[event.event_id] = attributes.activity_id if is_try else attributes.activity_type.name
         elif event.event_type in ACTIVITY_ENDINGS:
             outcome, field = ACTIVITY_ENDINGS[event.event_type]
-            endings.append((names[getattr(event, field).scheduled_event_id], outcome))
+            if (scheduled_event_id := getattr(event, field).scheduled_event_id) in names:
+                endings.append((names[scheduled_event_id], outcome))
     return endings
+
+
+def _is_slot_exchange(scheduled: HistoryEvent) -> bool:
+    """The run's slot exchanges with concurrency limits: bookkeeping, not the run's work."""
+    return scheduled.activity_task_scheduled_event_attributes.activity_type.name == "change_slots"
