@@ -129,35 +129,45 @@ async def run_once(client: Client, dag_id: str) -> ScaleFigures:
     )
 
 
-def report(figures: list[ScaleFigures]) -> str:
-    baseline = figures[0].overhead_per_task_ms
-    lines = [
-        f"{'DAG':<20}{'tasks':>7}{'run s':>9}{'tasks/s':>9}{'overhead/task ms':>18}{'vs smallest':>13}"
-        f"{'slowest WFT ms':>16}{'WFTs':>7}{'events':>9}{'MiB':>7}{'runs':>6}",
-    ]
-    for f in figures:
-        lines.append(
-            f"{f.dag_id:<20}{f.tasks:>7}{f.run_seconds:>9.1f}{f.tasks / f.run_seconds:>9.1f}"
-            f"{f.overhead_per_task_ms:>18.2f}{f.overhead_per_task_ms / baseline:>12.2f}x"
-            f"{f.slowest_workflow_task_seconds * 1000:>16.0f}{f.workflow_tasks:>7}{f.history_events:>9}"
-            f"{f.history_bytes / 2**20:>7.1f}{f.runs_in_chain:>6}"
-        )
+HEADER = (
+    f"{'DAG':<20}{'tasks':>7}{'run s':>9}{'tasks/s':>9}{'overhead/task ms':>18}{'vs smallest':>13}"
+    f"{'slowest WFT ms':>16}{'WFTs':>7}{'events':>9}{'MiB':>7}{'runs':>6}"
+)
+
+
+def row(f: ScaleFigures, baseline: ScaleFigures) -> str:
+    return (
+        f"{f.dag_id:<20}{f.tasks:>7}{f.run_seconds:>9.1f}{f.tasks / f.run_seconds:>9.1f}"
+        f"{f.overhead_per_task_ms:>18.2f}{f.overhead_per_task_ms / baseline.overhead_per_task_ms:>12.2f}x"
+        f"{f.slowest_workflow_task_seconds * 1000:>16.0f}{f.workflow_tasks:>7}{f.history_events:>9}"
+        f"{f.history_bytes / 2**20:>7.1f}{f.runs_in_chain:>6}"
+    )
+
+
+def summary(figures: list[ScaleFigures]) -> str:
     largest = max(figures, key=lambda f: f.tasks)
-    lines += [
-        f"largest run ({largest.dag_id}): slowest workflow task {largest.slowest_workflow_task_seconds * 1000:.0f} ms "
-        f"(timeout {WORKFLOW_TASK_TIMEOUT_SECONDS:.0f} s); history {largest.history_events} events in "
-        f"{largest.runs_in_chain} run(s), at most {largest.largest_history_events} in one "
-        f"(limit {HISTORY_EVENT_LIMIT}), {largest.history_bytes / 2**20:.1f} MiB in all "
-        f"(limit {HISTORY_BYTES_LIMIT // 2**20} MiB per run)",
-        f"({os.cpu_count()} CPUs; overhead = time in workflow tasks / tasks)",
-    ]
-    return "\n".join(lines)
+    return "\n".join(
+        [
+            f"largest run ({largest.dag_id}): slowest workflow task {largest.slowest_workflow_task_seconds * 1000:.0f} ms "
+            f"(timeout {WORKFLOW_TASK_TIMEOUT_SECONDS:.0f} s); history {largest.history_events} events in "
+            f"{largest.runs_in_chain} run(s), at most {largest.largest_history_events} in one "
+            f"(limit {HISTORY_EVENT_LIMIT}), {largest.history_bytes / 2**20:.1f} MiB in all "
+            f"(limit {HISTORY_BYTES_LIMIT // 2**20} MiB per run)",
+            f"({os.cpu_count()} CPUs; overhead = time in workflow tasks / tasks)",
+        ]
+    )
 
 
 async def measure(address: str, dag_ids: list[str]) -> list[ScaleFigures]:
+    """Run each DAG once, printing its row as soon as it is known (large runs take minutes)."""
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     await run_once(client, dag_ids[0])  # warm-up: DAG parsing, pool processes, sticky queues
-    return [await run_once(client, dag_id) for dag_id in dag_ids]
+    print(HEADER, flush=True)
+    figures: list[ScaleFigures] = []
+    for dag_id in dag_ids:
+        figures.append(await run_once(client, dag_id))
+        print(row(figures[-1], figures[0]), flush=True)
+    return figures
 
 
 def main(sizes: list[int], mapping: bool, task_processes: int) -> None:
@@ -181,7 +191,7 @@ def main(sizes: list[int], mapping: bool, task_processes: int) -> None:
         )
         try:
             figures = asyncio.run(measure(server.address, dag_ids))
-            print(report(figures))
+            print(summary(figures))
             print(f"(server and worker logs in {logs})")
         finally:
             worker.terminate()
