@@ -168,26 +168,30 @@ def report(dagbridge: Figures, baseline: Figures, runs: int, concurrency: int) -
     return "\n".join(lines)
 
 
+def start_dagbridge_worker(address: str, logs: Path, task_processes: int) -> subprocess.Popen:
+    """A ``dagbridge worker`` for the benchmark DAGs, without a broker: engine figures, no events."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "worker"],
+        env={
+            **os.environ,
+            "AIRFLOW_HOME": str(logs / "airflow-home"),
+            "DAGBRIDGE_TEMPORAL_ADDRESS": address,
+            "DAGBRIDGE_TASK_QUEUE": DAG_QUEUE,
+            "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
+            "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
+            "DAGBRIDGE_KAFKA_BOOTSTRAP": "",
+        },
+        stdout=(logs / "dagbridge-worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+
+
 async def main(runs: int, concurrency: int, task_processes: int) -> None:
     logs = Path(tempfile.mkdtemp(prefix="dagbridge-bench-"))
-    environment = {**os.environ, "AIRFLOW_HOME": str(logs / "airflow-home")}
     with TemporalDevServer(logs) as server:
         workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "bridge.cli", "worker"],
-                env={
-                    **environment,
-                    "DAGBRIDGE_TEMPORAL_ADDRESS": server.address,
-                    "DAGBRIDGE_TASK_QUEUE": DAG_QUEUE,
-                    "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
-                    "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
-                    # Engine figures: no broker in this run, so no task and run events.
-                    "DAGBRIDGE_KAFKA_BOOTSTRAP": "",
-                },
-                stdout=(logs / "dagbridge-worker.log").open("wb"),
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            ),
+            start_dagbridge_worker(server.address, logs, task_processes),
             subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.baseline", server.address, BASELINE_QUEUE],
                 stdout=(logs / "baseline-worker.log").open("wb"),

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -33,7 +31,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from benchmarks.benchmark import DAG_QUEUE, ROOT
+from benchmarks.benchmark import DAG_QUEUE, start_dagbridge_worker
 from bridge.local_stack import TemporalDevServer
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from workflows.client import start_dag_run
@@ -174,21 +172,7 @@ def main(sizes: list[int], mapping: bool, task_processes: int) -> None:
     dag_ids = [f"bench_scale_{size}" for size in sizes] + (["bench_map_10000"] if mapping else [])
     logs = Path(tempfile.mkdtemp(prefix="dagbridge-scale-"))
     with TemporalDevServer(logs) as server:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "worker"],
-            env={
-                **os.environ,
-                "AIRFLOW_HOME": str(logs / "airflow-home"),
-                "DAGBRIDGE_TEMPORAL_ADDRESS": server.address,
-                "DAGBRIDGE_TASK_QUEUE": DAG_QUEUE,
-                "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
-                "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
-                "DAGBRIDGE_KAFKA_BOOTSTRAP": "",
-            },
-            stdout=(logs / "dagbridge-worker.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+        worker = start_dagbridge_worker(server.address, logs, task_processes)
         try:
             figures = asyncio.run(measure(server.address, dag_ids))
             print(summary(figures))
