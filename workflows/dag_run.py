@@ -400,7 +400,6 @@ class DagRunWorkflow:
         request: DagRunRequest,
         refusal: str | None,
     ) -> None:
-        options = request.options
         started = workflow.now()
         if refusal is not None:
             # Retrying cannot help: the pool is missing or too small on this deployment.
