@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
 
 from schemas.limits import (
     CONCURRENCY_LIMIT_WORKFLOW,
@@ -19,6 +23,7 @@ from schemas.limits import (
 )
 from schemas.runs import RunOptions
 from schemas.settings import Settings
+from tests.bridge_fixtures import running_worker
 from tests.conftest import DagRunner
 from tests.history import activity_times, scheduled_activities
 from tests.processes import WorkerProcess
@@ -198,3 +203,41 @@ async def test_a_killed_worker_holding_a_slot_does_not_leak_it(
     intervals = await try_intervals(holder) + await try_intervals(waiting)
     assert len(intervals) == 2
     assert most_at_once(intervals) == 1
+
+
+@workflow.defn(sandboxed=False)
+class CollectGarbage:
+    """Any workflow: Python may collect garbage at any allocation, also inside a workflow task."""
+
+    @workflow.run
+    async def run(self) -> None:
+        gc.collect()
+
+
+async def test_a_run_left_behind_by_a_stopped_worker_does_nothing_in_another_workflow(
+    run_dag: DagRunner, temporal_client: Client, worker_settings: Settings
+) -> None:
+    # A worker that stops does not evict the workflows in its cache: the coroutine of a run it
+    # leaves behind is closed by the garbage collector later, on whatever thread collects, while
+    # whichever workflow runs there is the current one.
+    settings = worker_settings.model_copy(
+        update={"task_queue": "dagbridge-tests-limits-left-behind", "task_processes": 1}
+    )
+    options = RunOptions(default_task_queue=settings.task_queue, task_heartbeat_timeout_seconds=2)
+    async with running_worker(settings):
+        left_behind = await run_dag.start("limits_left_behind", task_queue=settings.task_queue, options=options)
+        await wait_until_running(left_behind, "slow:-1:1")
+
+    queue = "dagbridge-tests-collect-garbage"
+    async with Worker(temporal_client, task_queue=queue, workflows=[CollectGarbage]):
+        collector = await temporal_client.start_workflow(
+            CollectGarbage.run, id=f"collect-garbage:{left_behind.id}", task_queue=queue
+        )
+        await collector.result()
+    history = await collector.fetch_history()
+    assert [event.event_type for event in history.events].count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 0
+
+    # The run itself goes on, on the next worker, with the slots it holds.
+    async with running_worker(settings):
+        result = await asyncio.wait_for(left_behind.result(), timeout=60)
+    assert result.state == "success"

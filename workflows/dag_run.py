@@ -157,19 +157,20 @@ class DagRunWorkflow:
 
     async def _run(self, request: DagRunRequest) -> DagRunResult:
         serialized_dag = request.serialized_dag or await self._load_dag(request.dag_id)
-        continuing = False
         try:
             await self._wait_for_run_slot(request.dag_id, serialized_dag)
-            return await self._run_in_private_db(request, serialized_dag)
-        except workflow.ContinueAsNewError:
-            # The run goes on: its next workflow claims the same holders again and keeps their slots.
-            continuing = True
+            result = await self._run_in_private_db(request, serialized_dag)
+        except (Exception, asyncio.CancelledError):
+            # Failed or cancelled, the run ends here as well. The other BaseExceptions end nothing:
+            # continue-as-new (the next workflow claims the same holders again and keeps their
+            # slots), eviction, and GeneratorExit from the garbage collector closing a workflow
+            # that a stopped worker left in its cache. That one is thrown on whatever thread
+            # collects, and a release scheduled then would land in whichever workflow runs there.
+            # A terminated run runs no code: the limits reclaim its slots themselves.
+            await self._exchange_slots(self._slots.everything(), [])
             raise
-        finally:
-            # However else the run ends, cancelled included; a terminated run runs no code, its
-            # slots are reclaimed by the limits themselves.
-            if not continuing:
-                await self._exchange_slots(self._slots.everything(), [])
+        await self._exchange_slots(self._slots.everything(), [])
+        return result
 
     async def _wait_for_run_slot(self, dag_id: str, serialized_dag: dict) -> None:
         """Runs beyond the DAG's max_active_runs wait here, Airflow's queued runs."""

@@ -51,6 +51,15 @@ def limits_terminated_holder():
 
 
 @dag(schedule=None, start_date=START, catchup=False)
+def limits_left_behind():
+    @task(pool="left_behind")
+    def slow() -> None:
+        time.sleep(1)
+
+    slow()
+
+
+@dag(schedule=None, start_date=START, catchup=False)
 def limits_renewed():
     @task(pool="renewed")
     def quick() -> None:
@@ -72,5 +81,6 @@ limits_pool_pair()
 limits_priorities()
 limits_killed_worker()
 limits_terminated_holder()
+limits_left_behind()
 limits_renewed()
 limits_undeclared_pool()
