@@ -41,6 +41,13 @@ class RunOptions(_Payload):
         description="The run continues as new once its workflow history has this many events (or when "
         "Temporal suggests it), below the server's warning at 10,240",
     )
+    task_instances_per_pass: int = Field(
+        default=250,
+        ge=1,
+        description="Task instances one scheduling pass may create (expanding a mapped task) and check "
+        "(dependencies); the rest wait for the next pass, so no workflow task nears the SDK's 2 s "
+        "deadlock detection",
+    )
     task_attempts: int = Field(
         default=10,
         ge=1,

@@ -221,3 +221,27 @@ async def test_a_long_run_continues_as_new_with_its_state(run_dag: DagRunner) ->
         if kind == "run_task_try"
     ]
     assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))])
+
+
+async def test_a_wide_mapping_is_expanded_a_slice_per_workflow_task_and_each_try_sees_all_of_it(
+    run_dag: DagRunner,
+) -> None:
+    options = RunOptions(default_task_queue=TASK_QUEUE, task_instances_per_pass=8, history_events_per_workflow=300)
+    handle = await run_dag.start("large_inputs", conf={"padding": "p"}, options=options)
+    result = await handle.result()
+
+    assert result.state == "success", result.error
+    lengths = {ti.map_index: ti.xcom["return_value"] for ti in result.task_instances if ti.task_id == "measure"}
+    # Every try counts all 100 instances of its task, also those handed out before the last slice.
+    assert lengths == {i: len("item-0000-") + 300 + 100 + 1 for i in range(100)}
+    total = next(ti for ti in result.task_instances if ti.task_id == "total")
+    assert total.xcom["return_value"] == sum(lengths.values()) + 100
+    runs = [execution async for execution in run_dag.client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) >= 2
+    tries = [
+        activity_id
+        for run in runs
+        for kind, activity_id, _ in await scheduled_activities(run_dag.client.get_workflow_handle(handle.id, run_id=run.run_id))
+        if kind == "run_task_try"
+    ]
+    assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))])

@@ -33,11 +33,13 @@ from schemas.runs import (
     TaskTryResult,
 )
 from workflows.airflow_db import database_image
+from workflows.mapped_expansion import ExpansionSlices, expanding_in_slices, install_sliced_expansion
 
 BUNDLE_NAME = "dagbridge"
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 IN_FLIGHT_STATES = frozenset({TaskInstanceState.SCHEDULED, TaskInstanceState.QUEUED, TaskInstanceState.RUNNING})
 TIMED_STATES = frozenset({TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE})
+LOAD_BATCH = 500
 # What Airflow's set_dag_run_state_to_failed counts as running (airflow/api/common/mark_tasks.py).
 ACTIVE_TASK_STATES = frozenset(
     {
@@ -64,7 +66,11 @@ class ReadyTask:
 
 
 class AirflowDagRun:
-    def __init__(self, session: Session, dag: Any, dag_run: DagRun) -> None:
+    def __init__(self, session: Session, dag: Any, dag_run: DagRun, *, per_pass: int) -> None:
+        """``per_pass``: task instances one scheduling pass may create and check. Airflow does
+        both one task instance at a time, about a millisecond each, and Temporal's SDK fails a
+        workflow task that holds the worker's thread for 2 s; the rest wait for the next pass."""
+        install_sliced_expansion()
         self._session = session
         self.dag = dag
         self._dag_run = dag_run
@@ -73,6 +79,8 @@ class AirflowDagRun:
         self._states_seen: dict[tuple[str, int], str | None] = {}
         self._changed_task_ids: set[str] = set()
         self._relatives: dict[str, frozenset[str]] = {}
+        self._queues: dict[str, str] = {}
+        self._ready_tasks: dict[tuple[str, int], ReadyTask] = {}
         self._upstream: dict[str, frozenset[str]] = {}
         # The session's identity map only holds objects weakly: without a reference, every pass
         # would rebuild all task instance objects from their rows.
@@ -87,6 +95,14 @@ class AirflowDagRun:
                 .distinct()
             )
         }
+        # Task instances left unchecked by a pass that used up its checks, and those held back
+        # until the expansion of a mapped task they depend on is finished.
+        self._unchecked: set[tuple[str, int]] = set()
+        self._held_back: set[tuple[str, int]] = set()
+        self._per_pass = per_pass
+        self._checks_left = 0
+        self._expansions = ExpansionSlices(per_pass)
+        self._expansions.recover(dag, dag_run.run_id, session)
         self._focus_airflow_on_changes()
         self.dag_callback: DagCallbackRequest | None = None
 
@@ -100,6 +116,7 @@ class AirflowDagRun:
         logical_date: datetime | None,
         conf: dict[str, Any],
         now: datetime,
+        per_pass: int,
     ) -> AirflowDagRun:
         """Register the DAG version and create the run with its task instances.
 
@@ -132,14 +149,14 @@ class AirflowDagRun:
             session=session,
         )
         session.flush()
-        return cls(session, dag, dag_run)
+        return cls(session, dag, dag_run, per_pass=per_pass)
 
     @classmethod
-    def resume(cls, session: Session, *, serialized_dag: dict[str, Any], run_id: str) -> AirflowDagRun:
+    def resume(cls, session: Session, *, serialized_dag: dict[str, Any], run_id: str, per_pass: int) -> AirflowDagRun:
         """The run as a database image taken by an earlier workflow of the same run left it."""
         dag = DagSerialization.from_dict(serialized_dag)
         dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
-        return cls(session, dag, dag_run)
+        return cls(session, dag, dag_run, per_pass=per_pass)
 
     def database_image(self) -> bytes:
         return database_image(self._session)
@@ -173,7 +190,16 @@ class AirflowDagRun:
         rules, upstream_failed), which can decide others, so this repeats until a pass changes
         nothing. Returns every scheduled task instance, also those scheduled by earlier calls
         that still wait for slots: they stay SCHEDULED until ``start`` marks them running.
+
+        A pass does a bounded amount of work (``per_pass``); while
+        ``scheduling_unfinished`` is true, the workflow calls again soon even if no try ended.
         """
+        with expanding_in_slices(self._expansions):
+            self._checks_left = self._per_pass
+            self._continue_expansions()
+            return self._schedule()
+
+    def _schedule(self) -> list[ReadyTask]:
         while True:
             states_before = self._take_changes()
             self._dag_run.dag = self.dag
@@ -196,7 +222,33 @@ class AirflowDagRun:
             # upstream_failed, an EmptyOperator it finished itself) may, so ask again.
             if not decided_by_airflow and newly_scheduled == len(schedulable):
                 break
-        return sorted(self._scheduled(), key=lambda t: (-t.priority_weight, t.task_id, t.map_index))
+        # Stable: task instances are loaded in (task_id, map_index) order.
+        return sorted(self._scheduled(), key=lambda task: -task.priority_weight)
+
+    @property
+    def scheduling_unfinished(self) -> bool:
+        """Whether task instances wait to be created or checked by the next scheduling pass."""
+        return bool(self._unchecked or self._expansions.unfinished)
+
+    @property
+    def expanding_lengths(self) -> dict[str, int]:
+        """Mapped tasks whose expansion is not finished yet, with the length they will reach."""
+        return self._expansions.unfinished
+
+    def _continue_expansions(self) -> None:
+        """Create the next slice of each mapped task whose expansion is not finished yet."""
+        for task_id in sorted(self._expansions.unfinished):
+            dag_version_id = self._session.scalar(
+                self._in_this_run(select(TaskInstance.dag_version_id)).where(TaskInstance.task_id == task_id).limit(1)
+            )
+            revised = self._dag_run._revise_map_indexes_if_mapped(
+                self.dag.get_task(task_id), dag_version_id=dag_version_id, session=self._session
+            )
+            for _ in revised:
+                pass
+        if not self._expansions.unfinished and self._held_back:
+            self._unchecked |= self._held_back
+            self._held_back.clear()
 
     def _take_changes(self) -> dict[tuple[str, int], str | None]:
         """The states now, remembering which tasks changed since the previous pass looked."""
@@ -217,8 +269,16 @@ class AirflowDagRun:
         are the session's own, so state changes made through them or through ``record`` show.
         """
         count = self._session.scalar(self._in_this_run(select(func.count())).select_from(TaskInstance).order_by(None))
-        if count != len(self._loaded):
-            self._loaded = self._task_instances()
+        if count == len(self._loaded):
+            return
+        # Only the new rows are loaded: building a task instance from its row is what costs.
+        by_id = {ti.id: ti for ti in self._loaded}
+        ids = list(self._session.scalars(self._in_this_run(select(TaskInstance.id))))
+        new_ids = [ti_id for ti_id in ids if ti_id not in by_id]
+        for start in range(0, len(new_ids), LOAD_BATCH):
+            batch = new_ids[start : start + LOAD_BATCH]
+            by_id.update((ti.id, ti) for ti in self._session.scalars(select(TaskInstance).where(TaskInstance.id.in_(batch))))
+        self._loaded = [by_id[ti_id] for ti_id in ids]
 
     def _focus_airflow_on_changes(self) -> None:
         """Let Airflow's scheduling pass look only at task instances that can have become ready.
@@ -233,19 +293,28 @@ class AirflowDagRun:
         dag_run = self._dag_run
         check_ready = dag_run._get_ready_tis
         check_premature = dag_run._are_premature_tis
+        revise_map_indexes = dag_run._revise_map_indexes_if_mapped
 
         def get_ready_tis(schedulable_tis, finished_tis, session):
             candidates = [ti for ti in schedulable_tis if self._may_be_ready(ti)]
+            checked = candidates[: self._checks_left]
+            self._checks_left -= len(checked)
+            self._unchecked = {(ti.task_id, ti.map_index) for ti in candidates[len(checked) :]}
             # Airflow's dependency checks only look at finished relatives of the task instance.
-            relevant = set().union(*(self._relatives_of(ti.task_id) for ti in candidates))
-            return check_ready(candidates, [ti for ti in finished_tis if ti.task_id in relevant], session)
+            relevant = set().union(*(self._relatives_of(ti.task_id) for ti in checked))
+            return check_ready(checked, [ti for ti in finished_tis if ti.task_id in relevant], session)
 
         def are_premature_tis(unfinished_tis, finished_tis, session):
-            # A task instance the workflow is running makes the run not deadlocked; Airflow would
-            # find the same by checking every waiting one.
-            if any(ti.state in IN_FLIGHT_STATES for ti in unfinished_tis):
+            # A task instance the workflow is running, or one a later pass will create or check,
+            # makes the run not deadlocked; Airflow would find the same by checking every one.
+            if self.scheduling_unfinished or any(ti.state in IN_FLIGHT_STATES for ti in unfinished_tis):
                 return True, False
             return check_premature(unfinished_tis, finished_tis, session)
+
+        def revise_map_indexes_in_slices(task, *, dag_version_id, session):
+            with self._expansions.capping(session) as expansion_session:
+                created = list(revise_map_indexes(task, dag_version_id=dag_version_id, session=expansion_session))
+            yield from created
 
         def get_task_instances(state=None, *, session=None):
             wanted = None if state is None else ({state} if isinstance(state, str) else set(state))
@@ -253,13 +322,25 @@ class AirflowDagRun:
 
         dag_run._get_ready_tis = get_ready_tis
         dag_run._are_premature_tis = are_premature_tis
+        dag_run._revise_map_indexes_if_mapped = revise_map_indexes_in_slices
         dag_run.get_task_instances = get_task_instances
 
     def _may_be_ready(self, ti: TaskInstance) -> bool:
-        if ti.state in TIMED_STATES or self._states_seen.get((ti.task_id, ti.map_index), "unseen") == "unseen":
+        key = (ti.task_id, ti.map_index)
+        expanding = self._expansions.unfinished
+        if expanding and not self._relatives_of(ti.task_id).isdisjoint(expanding):
+            # Airflow would count the upstream task instances that exist so far as all of them.
+            self._held_back.add(key)
+            return False
+        if (
+            key in self._unchecked
+            or ti.state in TIMED_STATES
+            or ti.task_id in self._changed_task_ids
+            or self._states_seen.get(key, "unseen") == "unseen"
+        ):
             return True
         relatives = self._relatives_of(ti.task_id)
-        return ti.task_id in self._changed_task_ids or not relatives or not relatives.isdisjoint(self._changed_task_ids)
+        return not relatives or not relatives.isdisjoint(self._changed_task_ids)
 
     def _relatives_of(self, task_id: str) -> frozenset[str]:
         """The tasks whose state Airflow's dependency checks of this task look at."""
@@ -289,21 +370,29 @@ class AirflowDagRun:
         for ti in self._loaded:
             if ti.state != TaskInstanceState.SCHEDULED:
                 continue
-            task = self.dag.get_task(ti.task_id)
-            reschedules = self._reschedules(ti) if (ti.task_id, ti.map_index) in self._rescheduled else []
-            scheduled.append(
-                ReadyTask(
+            key = (ti.task_id, ti.map_index)
+            ready = self._ready_tasks.get(key)
+            # Built once per try: tasks that wait for slots are in every pass's list.
+            if ready is None or ready.try_number != ti.try_number or key in self._rescheduled:
+                reschedules = self._reschedules(ti) if key in self._rescheduled else []
+                ready = self._ready_tasks[key] = ReadyTask(
                     task_id=ti.task_id,
                     map_index=ti.map_index,
                     try_number=ti.try_number,
                     max_tries=ti.max_tries,
-                    queue=task.queue,
+                    queue=self._queue_of(ti.task_id),
                     priority_weight=ti.priority_weight or 0,
                     reschedule_count=len(reschedules),
                     first_reschedule_start_date=reschedules[0].start_date if reschedules else None,
                 )
-            )
+            scheduled.append(ready)
         return scheduled
+
+    def _queue_of(self, task_id: str) -> str:
+        queue = self._queues.get(task_id)
+        if queue is None:
+            queue = self._queues[task_id] = self.dag.get_task(task_id).queue
+        return queue
 
     def start(self, task: ReadyTask) -> None:
         """The task's try is handed to an activity: this workflow is its executor."""

@@ -198,7 +198,12 @@ class DagRunWorkflow:
         resume = request.resume
         with private_airflow_session(resume.database if resume else None) as session:
             if resume is not None:
-                dag_run = AirflowDagRun.resume(session, serialized_dag=serialized_dag, run_id=request.run_id)
+                dag_run = AirflowDagRun.resume(
+                    session,
+                    serialized_dag=serialized_dag,
+                    run_id=request.run_id,
+                    per_pass=request.options.task_instances_per_pass,
+                )
                 for entry in XCOM_LIST.validate_json(zlib.decompress(resume.xcoms)):
                     self._store_xcom(entry)
             else:
@@ -220,6 +225,7 @@ class DagRunWorkflow:
                 logical_date=request.logical_date,
                 conf=request.conf,
                 now=workflow.now(),
+                per_pass=request.options.task_instances_per_pass,
             )
         except ValueError as err:
             raise ApplicationError(
@@ -309,6 +315,9 @@ class DagRunWorkflow:
                     return None
             if not self._finished_tries and not self._slots.has_news:
                 wakeup = None if history_is_long else dag_run.next_wakeup()
+                if dag_run.scheduling_unfinished and not history_is_long:
+                    # The pass left work for the next one, in a workflow task of its own.
+                    wakeup = workflow.now()
                 if self._running == 0 and wakeup is None and not self._slots.waiting:
                     dag_run.fail(workflow.now())
                     return "no task is running or waiting, yet the run is not finished"
@@ -360,11 +369,13 @@ class DagRunWorkflow:
         seen = {task.task_id: task_instance_states.get(task.task_id, [])} | {
             task_id: task_instance_states.get(task_id, []) for task_id in dag_run.direct_upstream_task_ids(task.task_id)
         }
+        # A task still being expanded counts as wide as it will be, as Airflow would count it.
+        counts = {task_id: dag_run.expanding_lengths.get(task_id, len(instances)) for task_id, instances in seen.items()}
         listed = [
             RunTaskInstance(task_id=task_id, map_index=map_index, state=state)
             for task_id, instances in sorted(seen.items())
             for map_index, state in instances
-            if len(instances) <= LISTED_TASK_INSTANCES or (task_id, map_index) == (task.task_id, task.map_index)
+            if counts[task_id] <= LISTED_TASK_INSTANCES or (task_id, map_index) == (task.task_id, task.map_index)
         ]
         try_request = TaskTryRequest(
             dag_run=context if inline else context.model_copy(update={"conf": {}}),
@@ -375,7 +386,7 @@ class DagRunWorkflow:
             upstream_xcoms=upstream_xcoms if inline else [],
             inputs_held_by_workflow=not inline,
             run_task_instances=listed,
-            task_instance_counts={task_id: len(instances) for task_id, instances in seen.items()},
+            task_instance_counts=counts,
             reschedule_count=task.reschedule_count,
             first_reschedule_start_date=task.first_reschedule_start_date,
         )
