@@ -1,7 +1,9 @@
 """Activities of concurrency limits: deliver a DAG run's slot changes, find holders that are gone.
 
-Both run as local activities, so their answers (a pool's size from this worker's configuration,
-which holders are closed) are recorded in history and a replay reaches the same decisions.
+A DAG run exchanges slots through a local activity (it sits between one try's end and the next
+try's start); a limit looks for closed holders with an ordinary one. Either way their answers (a
+pool's size from this worker's configuration, which holders are closed) are recorded in history,
+so a replay reaches the same decisions.
 """
 
 from __future__ import annotations

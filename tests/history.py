@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -14,8 +13,7 @@ from schemas.messages import RunEvent
 
 
 async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, str]]:
-    """(activity type, activity id, task queue) of every activity the workflow scheduled, in order;
-    its slot exchanges with concurrency limits (``change_slots``) left out."""
+    """(activity type, activity id, task queue) of every activity the workflow scheduled, in order."""
     history = await handle.fetch_history()
     return [
         (
@@ -25,7 +23,6 @@ async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, s
         )
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and not _is_slot_exchange(event)
     ]
 
 
@@ -47,7 +44,7 @@ async def activity_attempts(handle: WorkflowHandle) -> dict[str, int]:
     scheduled = {
         event.event_id: event.activity_task_scheduled_event_attributes.activity_id
         for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and not _is_slot_exchange(event)
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     }
     return {
         scheduled[event.activity_task_started_event_attributes.scheduled_event_id]: (
@@ -65,7 +62,7 @@ async def activity_times(handle: WorkflowHandle) -> dict[str, tuple[datetime, da
     ids: dict[int, str] = {}
     times: dict[str, tuple[datetime, datetime | None]] = {}
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and not _is_slot_exchange(event):
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             ids[event.event_id] = event.activity_task_scheduled_event_attributes.activity_id
             times[ids[event.event_id]] = (event.event_time.ToDatetime(UTC), None)
         elif (
@@ -114,7 +111,7 @@ async def activity_endings(handle: WorkflowHandle) -> list[tuple[str, str]]:
     names: dict[int, str] = {}
     endings = []
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and not _is_slot_exchange(event):
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attributes = event.activity_task_scheduled_event_attributes
             is_try = attributes.activity_type.name == "run_task_try"
             names[event.event_id] = attributes.activity_id if is_try else attributes.activity_type.name
@@ -123,8 +120,3 @@ async def activity_endings(handle: WorkflowHandle) -> list[tuple[str, str]]:
             if (scheduled_event_id := getattr(event, field).scheduled_event_id) in names:
                 endings.append((names[scheduled_event_id], outcome))
     return endings
-
-
-def _is_slot_exchange(scheduled: HistoryEvent) -> bool:
-    """The run's slot exchanges with concurrency limits: bookkeeping, not the run's work."""
-    return scheduled.activity_task_scheduled_event_attributes.activity_type.name == "change_slots"
