@@ -104,6 +104,7 @@ class AirflowDagRun:
         self._expansions = ExpansionSlices(per_pass)
         self._expansions.recover(dag, dag_run.run_id, session)
         self._focus_airflow_on_changes()
+        self._load_task_instances()
         self.dag_callback: DagCallbackRequest | None = None
 
     @classmethod
@@ -229,6 +230,11 @@ class AirflowDagRun:
     def scheduling_unfinished(self) -> bool:
         """Whether task instances wait to be created or checked by the next scheduling pass."""
         return bool(self._unchecked or self._expansions.unfinished)
+
+    @property
+    def size(self) -> int:
+        """How many task instances the run has now."""
+        return len(self._loaded)
 
     @property
     def expanding_lengths(self) -> dict[str, int]:

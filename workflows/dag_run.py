@@ -283,6 +283,13 @@ class DagRunWorkflow:
         have reported, the run continues as new.
         """
         deadline = dag_run.deadline
+        if dag_run.size > request.options.task_instances_per_pass:
+            # Creating or loading that many task instances was a workflow task's worth of work;
+            # the first scheduling pass gets one of its own.
+            try:
+                await self._wait_for_outcome_until(workflow.now())
+            except asyncio.CancelledError:
+                return await self._stop_run(dag_run, RunStop.CANCELLED)
         while True:
             # Where Airflow's scheduler checks it too: before it schedules anything more.
             if deadline is not None and workflow.now() >= deadline:
