@@ -39,6 +39,7 @@ BUNDLE_NAME = "dagbridge"
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 IN_FLIGHT_STATES = frozenset({TaskInstanceState.SCHEDULED, TaskInstanceState.QUEUED, TaskInstanceState.RUNNING})
 TIMED_STATES = frozenset({TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE})
+# New task instances are loaded by primary key, this many per statement (one bound parameter each).
 LOAD_BATCH = 500
 # What Airflow's set_dag_run_state_to_failed counts as running (airflow/api/common/mark_tasks.py).
 ACTIVE_TASK_STATES = frozenset(
@@ -274,8 +275,7 @@ class AirflowDagRun:
         Airflow adds task instances while scheduling (mapped tasks expand); the loaded objects
         are the session's own, so state changes made through them or through ``record`` show.
         """
-        count = self._session.scalar(self._in_this_run(select(func.count())).select_from(TaskInstance).order_by(None))
-        if count == len(self._loaded):
+        if self._count() == len(self._loaded):
             return
         # Only the new rows are loaded: building a task instance from its row is what costs.
         by_id = {ti.id: ti for ti in self._loaded}
@@ -562,9 +562,9 @@ class AirflowDagRun:
         """The current try's rescheduled pokes, oldest first."""
         return list(self._session.scalars(TaskReschedule.stmt_for_task_instance(ti)))
 
-    def _count(self, state: TaskInstanceState) -> int:
+    def _count(self, state: TaskInstanceState | None = None) -> int:
         query = self._in_this_run(select(func.count()).select_from(TaskInstance)).order_by(None)
-        return self._session.scalar(query.where(TaskInstance.state == state))
+        return self._session.scalar(query if state is None else query.where(TaskInstance.state == state))
 
     def _task_instances(self, state: TaskInstanceState | None = None) -> list[TaskInstance]:
         query = self._in_this_run(select(TaskInstance))
