@@ -16,6 +16,7 @@ from activities.worker import run_worker
 from schemas.runs import RunOptions, TaskState
 from schemas.settings import Settings
 from tests.conftest import TASK_QUEUE, TEST_DAGS, DagRunner
+from tests.dags.wide_mapping import WIDTH as WIDE_MAPPING
 from tests.history import (
     activity_attempts,
     activity_input_sizes,
@@ -245,3 +246,22 @@ async def test_a_wide_mapping_is_expanded_a_slice_per_workflow_task_and_each_try
         if kind == "run_task_try"
     ]
     assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))])
+
+
+async def test_a_mapping_wider_than_a_pass_runs_every_instance_once_and_reduces_them_all(run_dag: DagRunner) -> None:
+    handle = await run_dag.start("wide_mapping")
+    result = await handle.result()
+
+    assert result.state == "success", result.error
+    doubled = {ti.map_index: ti.xcom["return_value"] for ti in result.task_instances if ti.task_id == "double"}
+    assert doubled == {i: 2 * i for i in range(WIDE_MAPPING)}
+    total = next(ti for ti in result.task_instances if ti.task_id == "total")
+    assert total.xcom["return_value"] == sum(doubled.values())
+    runs = [execution async for execution in run_dag.client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    tries = [
+        activity_id
+        for run in runs
+        for kind, activity_id, _ in await scheduled_activities(run_dag.client.get_workflow_handle(handle.id, run_id=run.run_id))
+        if kind == "run_task_try"
+    ]
+    assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"double:{i}:1" for i in range(WIDE_MAPPING))])
