@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from schemas.messages import RunEvent
@@ -24,6 +24,25 @@ async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, s
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
+
+
+async def workflows_of_run(client: Client, workflow_id: str) -> list[WorkflowHandle]:
+    """Every workflow of one DAG run: the first and those it continued as."""
+    return [
+        client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'")
+    ]
+
+
+async def task_tries(client: Client, workflow_id: str) -> list[str]:
+    """Activity ids of every task try of the run, over all its workflows, sorted."""
+    tries = [
+        activity_id
+        for handle in await workflows_of_run(client, workflow_id)
+        for kind, activity_id, _ in await scheduled_activities(handle)
+        if kind == "run_task_try"
+    ]
+    return sorted(tries)
 
 
 async def local_activity_markers(handle: WorkflowHandle, activity_type: str) -> int:

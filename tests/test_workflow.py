@@ -23,6 +23,8 @@ from tests.history import (
     activity_times,
     local_activity_markers,
     scheduled_activities,
+    task_tries,
+    workflows_of_run,
 )
 from workflows.airflow_db import private_airflow_session
 
@@ -212,16 +214,10 @@ async def test_a_long_run_continues_as_new_with_its_state(run_dag: DagRunner) ->
     total = next(ti for ti in result.task_instances if ti.task_id == "total")
     # The reduce reads XComs written before the workflow continued as new.
     assert total.xcom["return_value"] == sum(len("item-0000-") + 300 + 100 + 1 for _ in range(100)) + 100
-    runs = [execution async for execution in run_dag.client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    assert len(runs) >= 2
+    assert len(await workflows_of_run(run_dag.client, handle.id)) >= 2
     # Every try ran once, in whichever workflow of the run handed it out.
-    tries = [
-        activity_id
-        for execution in runs
-        for kind, activity_id, _ in await scheduled_activities(run_dag.client.get_workflow_handle(handle.id, run_id=execution.run_id))
-        if kind == "run_task_try"
-    ]
-    assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))])
+    expected = ["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))]
+    assert await task_tries(run_dag.client, handle.id) == sorted(expected)
 
 
 async def test_a_wide_mapping_is_expanded_a_slice_per_workflow_task_and_each_try_sees_all_of_it(
@@ -237,15 +233,9 @@ async def test_a_wide_mapping_is_expanded_a_slice_per_workflow_task_and_each_try
     assert lengths == {i: len("item-0000-") + 300 + 100 + 1 for i in range(100)}
     total = next(ti for ti in result.task_instances if ti.task_id == "total")
     assert total.xcom["return_value"] == sum(lengths.values()) + 100
-    runs = [execution async for execution in run_dag.client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    assert len(runs) >= 2
-    tries = [
-        activity_id
-        for run in runs
-        for kind, activity_id, _ in await scheduled_activities(run_dag.client.get_workflow_handle(handle.id, run_id=run.run_id))
-        if kind == "run_task_try"
-    ]
-    assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))])
+    assert len(await workflows_of_run(run_dag.client, handle.id)) >= 2
+    expected = ["items:-1:1", "total:-1:1", *(f"measure:{i}:1" for i in range(100))]
+    assert await task_tries(run_dag.client, handle.id) == sorted(expected)
 
 
 async def test_a_mapping_wider_than_a_pass_runs_every_instance_once_and_reduces_them_all(run_dag: DagRunner) -> None:
@@ -257,11 +247,5 @@ async def test_a_mapping_wider_than_a_pass_runs_every_instance_once_and_reduces_
     assert doubled == {i: 2 * i for i in range(WIDE_MAPPING)}
     total = next(ti for ti in result.task_instances if ti.task_id == "total")
     assert total.xcom["return_value"] == sum(doubled.values())
-    runs = [execution async for execution in run_dag.client.list_workflows(f"WorkflowId = '{handle.id}'")]
-    tries = [
-        activity_id
-        for run in runs
-        for kind, activity_id, _ in await scheduled_activities(run_dag.client.get_workflow_handle(handle.id, run_id=run.run_id))
-        if kind == "run_task_try"
-    ]
-    assert sorted(tries) == sorted(["items:-1:1", "total:-1:1", *(f"double:{i}:1" for i in range(WIDE_MAPPING))])
+    expected = ["items:-1:1", "total:-1:1", *(f"double:{i}:1" for i in range(WIDE_MAPPING))]
+    assert await task_tries(run_dag.client, handle.id) == sorted(expected)
