@@ -11,15 +11,18 @@ WORKDIR /src
 # Dependencies first, from pyproject.toml alone: Airflow and its tree take minutes to install,
 # and this layer is then rebuilt only when the dependencies change, not with every code change.
 COPY pyproject.toml README.md ./
-RUN for package in schemas bridge workflows activities; do mkdir "$package" && touch "$package/__init__.py"; done \
+ARG PACKAGES="schemas infra workflows activities bridge dagbridge"
+RUN for package in $PACKAGES; do mkdir "$package" && touch "$package/__init__.py"; done \
     && pip install . \
     && pip uninstall --yes dagbridge \
-    && rm -rf schemas bridge workflows activities build ./*.egg-info
+    && rm -rf $PACKAGES build ./*.egg-info
 
 COPY schemas/ schemas/
-COPY bridge/ bridge/
+COPY infra/ infra/
 COPY workflows/ workflows/
 COPY activities/ activities/
+COPY bridge/ bridge/
+COPY dagbridge/ dagbridge/
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin dagbridge

@@ -1,1 +1,2 @@
-"""What runs on the worker: DAG loading, task tries, event publishing, and the worker itself."""
+"""What runs on the worker outside workflow code: DAG loading, task tries in task processes,
+callbacks, event publishing and the slot exchange with concurrency limits."""

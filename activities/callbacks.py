@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities import callback_process, metrics
 from activities.dag_loader import DagNotFound
 from activities.tasks import TaskProcessPool
+from schemas.names import RUN_CALLBACKS_ACTIVITY
 
 CallbackRequest = Annotated[DagCallbackRequest | TaskCallbackRequest, Field(discriminator="type")]
 
@@ -29,7 +30,7 @@ class CallbackActivities:
         self._pool = pool
         self._heartbeat_interval = heartbeat_interval_seconds
 
-    @activity.defn(name="run_callbacks")
+    @activity.defn(name=RUN_CALLBACKS_ACTIVITY)
     async def run_callbacks(self, request: CallbackRequest) -> list[str]:
         """Run the request's callbacks; return the kinds that raised (logged and counted, never raised)."""
         dag_id = request.dag_id if isinstance(request, DagCallbackRequest) else request.ti.dag_id

@@ -21,9 +21,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.dag_loader import DagLoader, DagNotFound
 from activities.supervisor_comms import UnsupportedTaskRequest
+from infra.temporal import connect, run_options, start_dag_run
+from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunRequest, DagRunResult
 from schemas.settings import Settings
-from workflows.client import connect, run_options, start_dag_run, workflow_id
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ class DagRunTriggers:
             try:
                 await start_dag_run(client, request, self._settings.task_queue, memo={TRIGGERED_BY: triggered_by})
             except WorkflowAlreadyStartedError:
-                description = await client.get_workflow_handle(workflow_id(msg.dag_id, msg.run_id)).describe()
+                description = await client.get_workflow_handle(dag_run_workflow_id(msg.dag_id, msg.run_id)).describe()
                 return await description.memo_value(TRIGGERED_BY, default=None) == triggered_by
             return True
 
@@ -92,7 +93,7 @@ class DagRunTriggers:
         """The run's Airflow state: running until its workflow closes, then how the run ended."""
 
         async def state(client: Client) -> DagRunState:
-            handle = client.get_workflow_handle(workflow_id(msg.dag_id, msg.run_id), result_type=DagRunResult)
+            handle = client.get_workflow_handle(dag_run_workflow_id(msg.dag_id, msg.run_id), result_type=DagRunResult)
             try:
                 status = (await handle.describe()).status
             except RPCError as err:

@@ -14,8 +14,10 @@ from aiokafka import AIOKafkaProducer
 from temporalio import activity
 
 from activities import metrics
-from bridge.kafka import kafka_configured, kafka_options
-from schemas.messages import RunEvent, TaskEvent, event_key
+from infra.kafka import kafka_configured, kafka_options
+from schemas.ids import event_key
+from schemas.messages import RunEvent, TaskEvent
+from schemas.names import PUBLISH_RUN_EVENT_ACTIVITY, PUBLISH_TASK_EVENT_ACTIVITY
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ class EventActivities:
     def __init__(self, publisher: EventPublisher) -> None:
         self._publisher = publisher
 
-    @activity.defn(name="publish_run_event")
+    @activity.defn(name=PUBLISH_RUN_EVENT_ACTIVITY)
     async def publish_run_event(self, event: RunEvent) -> None:
         if self._publisher.enabled:
             await self._publisher.publish_run_event(event)
@@ -97,7 +99,7 @@ class EventActivities:
         # only after the publish succeeded, so a retried publish does not count the run again.
         metrics.DAG_RUNS_FINISHED.labels(event.dag_id, event.state).inc()
 
-    @activity.defn(name="publish_task_event")
+    @activity.defn(name=PUBLISH_TASK_EVENT_ACTIVITY)
     async def publish_task_event(self, event: TaskEvent) -> None:
         """For a try whose activity never reported (it failed outright), so no one else published it."""
         if self._publisher.enabled:

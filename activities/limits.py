@@ -20,8 +20,6 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.limits import (
-    CHANGE_SLOTS_UPDATE,
-    CONCURRENCY_LIMIT_WORKFLOW,
     UNLIMITED,
     LimitKind,
     LimitState,
@@ -33,6 +31,7 @@ from schemas.limits import (
     SlotRefusal,
     SlotRequest,
 )
+from schemas.names import CHANGE_SLOTS_ACTIVITY, CLOSED_WORKFLOWS_ACTIVITY
 from schemas.settings import Settings
 
 
@@ -61,7 +60,7 @@ class LimitActivities:
         self._holder_check_seconds = settings.limit_holder_check_seconds
         self._task_queue = settings.limits_task_queue
 
-    @activity.defn(name="change_slots")
+    @activity.defn(name=CHANGE_SLOTS_ACTIVITY)
     async def change_slots(self, changes: SlotChanges) -> SlotAnswers:
         """One update per limit, releases before requests; a limit that does not exist yet is started."""
         refusals: list[SlotRefusal] = []
@@ -113,25 +112,22 @@ class LimitActivities:
         if update.capacity is None:
             # Only releases: a limit that does not exist holds nothing to release.
             try:
-                return await self._client.get_workflow_handle(limit_id).execute_update(
-                    CHANGE_SLOTS_UPDATE, update, result_type=list[str]
-                )
+                return await self._client.get_workflow_handle(limit_id).execute_update(update, result_type=list[str])
             except RPCError as err:
                 if err.status is not RPCStatusCode.NOT_FOUND:
                     raise
                 return []
         start = WithStartWorkflowOperation(
-            CONCURRENCY_LIMIT_WORKFLOW,
             LimitState(limit_id=limit_id, capacity=update.capacity, holder_check_seconds=update.holder_check_seconds),
             id=limit_id,
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         return await self._client.execute_update_with_start_workflow(
-            CHANGE_SLOTS_UPDATE, update, start_workflow_operation=start, result_type=list[str]
+            update, start_workflow_operation=start, result_type=list[str]
         )
 
-    @activity.defn(name="closed_workflows")
+    @activity.defn(name=CLOSED_WORKFLOWS_ACTIVITY)
     async def closed_workflows(self, workflow_ids: list[str]) -> list[str]:
         """The workflows among these that are no longer running (or no longer exist)."""
         statuses = await asyncio.gather(*(self._status(workflow_id) for workflow_id in workflow_ids))

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import ErrorType
 from airflow.sdk.execution_time import comms
 
+from schemas.ids import TryId, dag_run_workflow_id
 from schemas.runs import RunTaskInstance, TaskTryRequest, XComEntry
-from workflows.client import workflow_id
 
 if TYPE_CHECKING:
     from activities.dag_run_triggers import DagRunTriggers
@@ -144,7 +144,9 @@ class InMemorySupervisorComms:
 
     def _on_TriggerDagRun(self, msg: comms.TriggerDagRun) -> comms.OKResponse | comms.ErrorResponse:
         run, request = self._request.dag_run, self._request
-        this_try = f"{workflow_id(run.dag_id, run.run_id)}:{request.task_id}:{request.map_index}:{request.try_number}"
+        this_try = TryId(request.task_id, request.map_index, request.try_number).qualified(
+            dag_run_workflow_id(run.dag_id, run.run_id)
+        )
         return self._dag_runs.trigger(msg, triggered_by=this_try)
 
     def _on_GetDagRunState(self, msg: comms.GetDagRunState) -> comms.DagRunStateResult:

@@ -14,7 +14,7 @@ import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,7 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
     task = dag.get_task(request.task_id)
     run_info = request.dag_run
     ti_key = f"{run_info.dag_id}/{run_info.run_id}/{request.task_id}/{request.map_index}"
-    start_date = datetime.now(tz=timezone.utc)
+    start_date = datetime.now(tz=UTC)
     ti_context = TIRunContext(
         dag_run=DagRun(
             dag_id=run_info.dag_id,
@@ -215,7 +215,7 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         try_number=request.try_number,
         state=TaskState(state.value),
         start_date=start_date,
-        end_date=comms.end_date or ti.end_date or datetime.now(tz=timezone.utc),
+        end_date=comms.end_date or ti.end_date or datetime.now(tz=UTC),
         error=TaskError(type=type(error).__name__, message=str(error)) if error is not None else None,
         xcoms=list(comms.pushed.values()),
         mapped_length=comms.mapped_length,

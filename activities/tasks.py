@@ -22,8 +22,10 @@ from temporalio.exceptions import ApplicationError
 from activities import metrics, task_process
 from activities.dag_loader import DagNotFound
 from activities.events import EventPublisher
-from bridge.backoff import Backoff
+from infra.backoff import Backoff
+from schemas.errors import FailureType
 from schemas.messages import TRY_END_STATES, TaskEvent
+from schemas.names import RUN_TASK_TRY_ACTIVITY, TRY_INPUTS_QUERY
 from schemas.runs import TaskTryRequest, TaskTryResult, TryInputs
 from schemas.settings import Settings
 
@@ -128,7 +130,7 @@ class TaskActivities:
         self._events = events
         self._publish_backoff = publish_backoff
 
-    @activity.defn(name="run_task_try")
+    @activity.defn(name=RUN_TASK_TRY_ACTIVITY)
     async def run_task_try(self, request: TaskTryRequest) -> TaskTryResult:
         result = _result_of_earlier_attempt()
         if result is None:
@@ -186,13 +188,13 @@ class TaskActivities:
         try:
             return attempt.result()
         except DagNotFound as err:
-            raise ApplicationError(str(err), type="DagNotFound", non_retryable=True) from err
+            raise ApplicationError(str(err), type=FailureType.DAG_NOT_FOUND, non_retryable=True) from err
         except TaskNotFound as err:
             # The run's DAG has a task this worker's copy of the DAG file does not: running it
             # again here cannot help.
             raise ApplicationError(
                 f"task {request.task_id!r} is not in DAG {request.dag_run.dag_id!r} on this worker",
-                type="TaskNotFound",
+                type=FailureType.TASK_NOT_FOUND,
                 non_retryable=True,
             ) from err
 
@@ -205,7 +207,7 @@ class TaskActivities:
 async def _with_inputs_from_workflow(request: TaskTryRequest) -> TaskTryRequest:
     """Read the conf and upstream XComs the workflow kept out of this try's input."""
     handle = activity.client().get_workflow_handle(activity.info().workflow_id)
-    inputs = await handle.query("try_inputs", request.task_id, result_type=TryInputs)
+    inputs = await handle.query(TRY_INPUTS_QUERY, request.task_id, result_type=TryInputs)
     return request.model_copy(
         update={
             "dag_run": request.dag_run.model_copy(update={"conf": inputs.conf}),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
@@ -21,8 +21,8 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 @activity.defn
 async def noop_task(value: int) -> tuple[int, datetime, datetime]:
-    started = datetime.now(timezone.utc)
-    return value + 1, started, datetime.now(timezone.utc)
+    started = datetime.now(UTC)
+    return value + 1, started, datetime.now(UTC)
 
 
 @workflow.defn

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client
@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baseline import BaselineChain, BaselineFanOut  # noqa: E402
+from dagbridge.local_stack import TemporalDevServer  # noqa: E402
+from infra.temporal import start_dag_run  # noqa: E402
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions  # noqa: E402
-from bridge.local_stack import TemporalDevServer  # noqa: E402
-from workflows.client import start_dag_run  # noqa: E402
 
 DAG_QUEUE = "bench-dagbridge"
 BASELINE_QUEUE = "bench-baseline"
@@ -78,13 +78,13 @@ class DagbridgeTarget:
         request = DagRunRequest(
             dag_id=dag_id,
             run_id=f"bench__{uuid.uuid4().hex}",
-            logical_date=datetime.now(timezone.utc),
+            logical_date=datetime.now(UTC),
             options=RunOptions(default_task_queue=DAG_QUEUE),
         )
-        submitted = datetime.now(timezone.utc)
+        submitted = datetime.now(UTC)
         handle = await start_dag_run(self.client, request, DAG_QUEUE)
         result: DagRunResult = await handle.result()
-        finished = datetime.now(timezone.utc)
+        finished = datetime.now(UTC)
         assert result.state == "success", result
         return submitted, finished, [(ti.start_date, ti.end_date) for ti in result.task_instances]
 
@@ -100,11 +100,11 @@ class BaselineTarget:
         self.client = client
 
     async def _run(self, workflow_run, arg: int) -> tuple[datetime, datetime, list[Span]]:
-        submitted = datetime.now(timezone.utc)
+        submitted = datetime.now(UTC)
         spans = await self.client.execute_workflow(
             workflow_run, arg, id=f"baseline-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE
         )
-        finished = datetime.now(timezone.utc)
+        finished = datetime.now(UTC)
         return submitted, finished, [(started, ended) for _, started, ended in spans]
 
     async def chain(self) -> tuple[datetime, datetime, list[Span]]:
@@ -171,7 +171,7 @@ def report(dagbridge: Figures, baseline: Figures, runs: int, concurrency: int) -
 def start_dagbridge_worker(address: str, logs: Path, task_processes: int) -> subprocess.Popen:
     """A ``dagbridge worker`` for the benchmark DAGs, without a broker: engine figures, no events."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "worker"],
+        [sys.executable, "-m", "dagbridge.cli", "worker"],
         env={
             **os.environ,
             "AIRFLOW_HOME": str(logs / "airflow-home"),

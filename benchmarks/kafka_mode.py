@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
@@ -36,11 +36,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from benchmarks.benchmark import DAG_QUEUE, ROOT, ms
-from bridge.local_stack import TansuBroker, TemporalDevServer
+from dagbridge.local_stack import TansuBroker, TemporalDevServer
+from infra.temporal import start_dag_run
+from schemas.ids import dag_run_workflow_id
 from schemas.messages import SCHEMA_VERSION, RunEvent, TriggerMessage
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings, env_var
-from workflows.client import start_dag_run, workflow_id
 
 DAG_ID = "bench_chain"
 # Several partitions, as in production: the bridge fetches and commits per partition.
@@ -88,7 +89,7 @@ def dag_run_request(run_id: str, task_queue: str) -> DagRunRequest:
     return DagRunRequest(
         dag_id=DAG_ID,
         run_id=run_id,
-        logical_date=datetime.now(timezone.utc),
+        logical_date=datetime.now(UTC),
         options=RunOptions(default_task_queue=task_queue),
     )
 
@@ -130,7 +131,7 @@ class RunEvents:
     async def _read(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000)
-            received = datetime.now(timezone.utc)
+            received = datetime.now(UTC)
             for record in (r for records in batches.values() for r in records):
                 future = self._waiting.pop(RunEvent.model_validate_json(record.value).run_id, None)
                 if future is not None and not future.done():
@@ -140,11 +141,11 @@ class RunEvents:
 async def latency(client: Client, events: RunEvents, submit: Submit, timeout: float) -> Latency:
     run_id = f"bench__{uuid.uuid4().hex}"
     event = events.expect(run_id)
-    submitted = datetime.now(timezone.utc)
+    submitted = datetime.now(UTC)
     await submit(run_id)
     received = await asyncio.wait_for(event, timeout)
     # The run event came from the workflow, so it exists and its result is ready.
-    handle = client.get_workflow_handle(workflow_id(DAG_ID, run_id), result_type=DagRunResult)
+    handle = client.get_workflow_handle(dag_run_workflow_id(DAG_ID, run_id), result_type=DagRunResult)
     result = await handle.result()
     assert result.state == "success", result
     started = (await handle.describe()).start_time
@@ -219,7 +220,7 @@ def dagbridge(command: str, env: dict[str, str], log: Path) -> Iterator[subproce
     """``dagbridge <command>`` as a child process, stopped with SIGTERM as in production."""
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", command], env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT
+            [sys.executable, "-m", "dagbridge.cli", command], env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT
         )
         try:
             yield process

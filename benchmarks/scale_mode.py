@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -32,9 +32,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from benchmarks.benchmark import DAG_QUEUE, start_dagbridge_worker
-from bridge.local_stack import TemporalDevServer
+from dagbridge.local_stack import TemporalDevServer
+from infra.temporal import start_dag_run
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
-from workflows.client import start_dag_run
 
 HISTORY_EVENT_LIMIT = 51_200
 HISTORY_BYTES_LIMIT = 50 * 1024 * 1024
@@ -104,7 +104,7 @@ async def run_once(client: Client, dag_id: str) -> ScaleFigures:
     request = DagRunRequest(
         dag_id=dag_id,
         run_id=f"scale__{uuid.uuid4().hex}",
-        logical_date=datetime.now(timezone.utc),
+        logical_date=datetime.now(UTC),
         options=RunOptions(default_task_queue=DAG_QUEUE),
     )
     started = time.perf_counter()

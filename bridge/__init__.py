@@ -1,1 +1,1 @@
-"""The Kafka side: trigger consumer, DLQ, and the ``dagbridge`` command line."""
+"""The Kafka side: the trigger consumer, its DLQ, offsets and metrics."""

@@ -25,14 +25,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bridge import metrics
-from bridge.backoff import Backoff
 from bridge.dlq import send_dead_letter
-from bridge.kafka import kafka_options
 from bridge.offsets import PartitionOffsets
+from infra.backoff import Backoff
+from infra.kafka import kafka_options
+from infra.temporal import connect, run_options, start_dag_run
+from schemas.ids import dag_run_workflow_id
 from schemas.messages import InvalidTrigger, parse_trigger
 from schemas.runs import DagRunRequest
 from schemas.settings import Settings
-from workflows.client import connect, run_options, start_dag_run, workflow_id
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +146,7 @@ class TriggerBridge:
             log.info("bridge stopped: %s", {outcome.value: n for outcome, n in self.outcomes.items()})
 
     async def _start_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            **self._kafka_options, acks="all", max_request_size=DLQ_MAX_REQUEST_BYTES
-        )
+        producer = AIOKafkaProducer(**self._kafka_options, acks="all", max_request_size=DLQ_MAX_REQUEST_BYTES)
         return await self._started(producer)
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
@@ -174,9 +173,7 @@ class TriggerBridge:
             raise
         return client
 
-    async def _until_available(
-        self, stop: asyncio.Event, what: str, attempt: Callable[[], Awaitable[_T]]
-    ) -> _T | None:
+    async def _until_available(self, stop: asyncio.Event, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T | None:
         """Retry ``attempt`` while its server is down; None if ``stop`` was set meanwhile."""
         delays = self._backoff.delays()
         while not stop.is_set():
@@ -255,7 +252,7 @@ class TriggerBridge:
             else:
                 try:
                     outcome = await self._retrying(
-                        f"start {workflow_id(request.dag_id, request.run_id)}", lambda: self._start(request)
+                        f"start {dag_run_workflow_id(request.dag_id, request.run_id)}", lambda: self._start(request)
                     )
                 except StartRejected as err:
                     await self._dead_letter(record, str(err))

@@ -7,29 +7,17 @@ never by a workflow run id, so they stay the same across continue-as-new on eith
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.ids import LimitKind, limit_workflow_id
+
 UNLIMITED = -1  # Airflow's convention for a pool without a slot limit
-CONCURRENCY_LIMIT_WORKFLOW = "ConcurrencyLimit"
-CHANGE_SLOTS_UPDATE = "change_slots"
-SLOTS_GRANTED_SIGNAL = "slots_granted"
 
 
 class _Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LimitKind(str, Enum):
-    POOL = "pool"
-    TASK = "task"
-    RUNS = "runs"
-
-
-def limit_workflow_id(kind: LimitKind, name: str) -> str:
-    return f"limit:{kind.value}:{name}"
 
 
 class SlotClaim(_Payload):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from schemas.ids import run_event_id, task_event_id
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions, TaskState, TaskTryRequest, TaskTryResult
 
 SCHEMA_VERSION = 1
@@ -82,7 +83,7 @@ def _utc_representable(value: datetime | None) -> datetime | None:
     # Airflow stores dates in UTC; 9999-12-31T23:59:59-01:00 has no UTC form.
     if value is not None:
         try:
-            value.astimezone(timezone.utc)
+            value.astimezone(UTC)
         except OverflowError:
             raise ValueError("is out of range once converted to UTC") from None
     return value
@@ -164,7 +165,7 @@ def _record_time(timestamp_ms: int) -> datetime | None:
     if timestamp_ms < 0:  # Kafka's "no timestamp"
         return None
     try:
-        return datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError) as err:
         raise InvalidTrigger(f"logical_date: absent, and the record timestamp {timestamp_ms} is out of range ({err})")
 
@@ -207,11 +208,6 @@ def parse_trigger(
     )
 
 
-def event_key(dag_id: str, run_id: str) -> bytes:
-    """Kafka key of every event of a run: one partition per run keeps its events in order."""
-    return f"{dag_id}:{run_id}".encode()
-
-
 class EventError(_Message):
     type: str
     message: str
@@ -237,7 +233,7 @@ class TaskEvent(_Message):
     @classmethod
     def of_try(cls, workflow_id: str, request: TaskTryRequest, result: TaskTryResult) -> TaskEvent:
         return cls(
-            event_id=f"{workflow_id}:{result.task_id}:{result.map_index}:{result.try_number}",
+            event_id=task_event_id(workflow_id, result.task_id, result.map_index, result.try_number),
             dag_id=request.dag_run.dag_id,
             run_id=request.dag_run.run_id,
             task_id=result.task_id,
@@ -281,7 +277,7 @@ class RunEvent(_Message):
     @classmethod
     def of_result(cls, workflow_id: str, result: DagRunResult, logical_date: datetime | None) -> RunEvent:
         return cls(
-            event_id=f"{workflow_id}:finished",
+            event_id=run_event_id(workflow_id),
             dag_id=result.dag_id,
             run_id=result.run_id,
             state="success" if result.state == "success" else "failed",

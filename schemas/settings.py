@@ -93,9 +93,7 @@ class Settings(BaseSettings):
     def _complete_credentials(self) -> Self:
         # Caught here, at start, rather than as an obscure handshake failure on first connect.
         if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
-            raise ValueError(
-                f"{env_var('temporal_tls_cert_path')} and {env_var('temporal_tls_key_path')} go together"
-            )
+            raise ValueError(f"{env_var('temporal_tls_cert_path')} and {env_var('temporal_tls_key_path')} go together")
         if self.kafka_security_protocol.startswith("SASL_") and not (
             self.kafka_sasl_username and self.kafka_sasl_password
         ):

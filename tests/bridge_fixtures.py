@@ -21,9 +21,9 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.worker import run_worker
-from bridge.backoff import Backoff
 from bridge.consumer import TriggerBridge
+from dagbridge.worker import run_worker
+from infra.backoff import Backoff
 from schemas.settings import Settings
 from tests.servers import TansuBroker, TemporalDevServer
 
@@ -191,9 +191,7 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int = 2) -> dict[i
 
 async def workflow_ids(client: Client, prefix: str) -> list[str]:
     """The ID of every execution (open or closed) whose workflow ID starts with ``prefix``."""
-    return [
-        execution.id async for execution in client.list_workflows(f"WorkflowId STARTS_WITH '{prefix}'")
-    ]
+    return [execution.id async for execution in client.list_workflows(f"WorkflowId STARTS_WITH '{prefix}'")]
 
 
 async def eventually(check: Callable[[], Awaitable[_T]], *, timeout: float, interval: float = 0.3) -> _T:

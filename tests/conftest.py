@@ -6,7 +6,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities.worker import run_worker
+from dagbridge.worker import run_worker
+from infra.temporal import start_dag_run
+from schemas.names import CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
-from schemas.limits import CONCURRENCY_LIMIT_WORKFLOW
 from tests.servers import TemporalDevServer
-from workflows.client import DAG_RUN_WORKFLOW, start_dag_run
 from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
@@ -39,7 +39,7 @@ TASK_QUEUE = "dagbridge-tests"
 # Pools the test worker declares (DAGBRIDGE_POOLS); each test uses its own, so runs of different
 # tests never share slots.
 TEST_POOLS = {"pair": 2, "single": 1, "killed_worker": 1, "renewed": 1, "terminated_holder": 1, "left_behind": 1}
-LOGICAL_DATE = datetime(2025, 3, 1, tzinfo=timezone.utc)
+LOGICAL_DATE = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +69,7 @@ async def assert_every_history_replays(client: Client) -> None:
         )
     ]
     install_workflow_clock()
-    replayer = Replayer(
-        workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter
-    )
+    replayer = Replayer(workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter)
     failures = {}
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -138,7 +136,7 @@ class DagRunner:
         self._count += 1
         request = DagRunRequest(
             dag_id=dag_id,
-            run_id=run_id or f"test__{os.getpid()}_{self._count}_{datetime.now(timezone.utc):%H%M%S%f}",
+            run_id=run_id or f"test__{os.getpid()}_{self._count}_{datetime.now(UTC):%H%M%S%f}",
             logical_date=LOGICAL_DATE,
             conf=conf or {},
             serialized_dag=serialized_dag,

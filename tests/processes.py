@@ -27,7 +27,7 @@ class WorkerProcess:
     def __init__(self, settings: Settings, log_path: Path) -> None:
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "worker"],
+            [sys.executable, "-m", "dagbridge.cli", "worker"],
             env={**os.environ, **settings_environment(settings)},
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -1,7 +1,7 @@
-"""The real-server launchers of the integration tests; they live in ``bridge.local_stack``,
+"""The real-server launchers of the integration tests; they live in ``dagbridge.local_stack``,
 where ``dagbridge dev`` uses them too."""
 
-from bridge.local_stack import (
+from dagbridge.local_stack import (
     LOOPBACK,
     ServerStartError,
     TansuBroker,

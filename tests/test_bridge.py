@@ -10,8 +10,8 @@ import sys
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from bridge.dlq import ERROR_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from bridge.consumer import Outcome
+from bridge.dlq import ERROR_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from schemas.messages import RunEvent
 from schemas.settings import Settings
 from tests.bridge_fixtures import (
@@ -56,7 +56,11 @@ async def test_each_trigger_starts_exactly_one_run_even_when_delivered_again(
     distinct = [trigger(idempotency_key=f"{batch}-{n}", conf={"n": n}) for n in range(5)]
     same_twice = trigger(run_id=f"{batch}-explicit")
     same_key_twice = [trigger(idempotency_key=f"{batch}-key", conf={"copy": n}) for n in (1, 2)]
-    await produce(bridge_settings.kafka_bootstrap, bridge_settings.trigger_topic, [*distinct, same_twice, same_twice, *same_key_twice])
+    await produce(
+        bridge_settings.kafka_bootstrap,
+        bridge_settings.trigger_topic,
+        [*distinct, same_twice, same_twice, *same_key_twice],
+    )
     expected_runs = {f"kafka__{batch}-{n}" for n in range(5)} | {f"{batch}-explicit", f"kafka__{batch}-key"}
 
     async with running_bridge(bridge_settings) as bridge:
@@ -95,7 +99,9 @@ async def test_bad_triggers_go_to_the_dlq_with_a_reason_and_the_bridge_keeps_ser
 
     async with running_bridge(bridge_settings) as bridge:
         dead = await read_records(
-            bridge_settings.kafka_bootstrap, bridge_settings.dlq_topic, until=lambda records: len(records) >= len(values)
+            bridge_settings.kafka_bootstrap,
+            bridge_settings.dlq_topic,
+            until=lambda records: len(records) >= len(values),
         )
         await run_events(bridge_settings, {run_id})
         await eventually(lambda: assert_all_committed(bridge_settings), timeout=10)
@@ -121,7 +127,9 @@ async def test_unknown_dag_fails_its_run_and_its_run_event_says_why(
     bridge_settings: Settings, temporal_client: Client
 ) -> None:
     run_id = unique("unknown")
-    await produce(bridge_settings.kafka_bootstrap, bridge_settings.trigger_topic, [trigger("no_such_dag", run_id=run_id)])
+    await produce(
+        bridge_settings.kafka_bootstrap, bridge_settings.trigger_topic, [trigger("no_such_dag", run_id=run_id)]
+    )
 
     async with running_bridge(bridge_settings):
         event = (await run_events(bridge_settings, {run_id}))[run_id]
@@ -135,7 +143,7 @@ async def test_unknown_dag_fails_its_run_and_its_run_event_says_why(
 def dagbridge(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     variables = ("kafka_bootstrap", "trigger_topic", "task_events_topic", "run_events_topic")
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args],
+        [sys.executable, "-m", "dagbridge.cli", *args],
         env={**os.environ, **{f"DAGBRIDGE_{name.upper()}": getattr(settings, name) for name in variables}},
         capture_output=True,
         text=True,

@@ -63,10 +63,17 @@ class BridgeProcess:
     """``dagbridge bridge`` as its own process, to be killed or terminated like a container."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        variables = ("temporal_address", "kafka_bootstrap", "task_queue", "trigger_topic", "dlq_topic", "consumer_group")
+        variables = (
+            "temporal_address",
+            "kafka_bootstrap",
+            "task_queue",
+            "trigger_topic",
+            "dlq_topic",
+            "consumer_group",
+        )
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "bridge"],
+            [sys.executable, "-m", "dagbridge.cli", "bridge"],
             env={**os.environ, **{f"DAGBRIDGE_{name.upper()}": str(getattr(settings, name)) for name in variables}},
             stdout=self._log,
             stderr=subprocess.STDOUT,

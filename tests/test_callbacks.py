@@ -48,7 +48,9 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     records.mkdir()
     cases = workdir / "cases.json"
     outcomes = workdir / "outcomes.json"
-    cases.write_text(json.dumps([{"dag_id": d, "logical_date": LOGICAL_DATE.isoformat(), "conf": {}} for d in ORACLE_CASES]))
+    cases.write_text(
+        json.dumps([{"dag_id": d, "logical_date": LOGICAL_DATE.isoformat(), "conf": {}} for d in ORACLE_CASES])
+    )
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).parent / "oracle.py"), str(CALLBACK_DAGS), str(cases), str(outcomes)],
         env={**os.environ, RECORDS_VARIABLE: str(records)},

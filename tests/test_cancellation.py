@@ -31,7 +31,7 @@ async def start_long_task(run_dag: DagRunner, dag_id: str, marker_dir: Path) -> 
 
 def cancel_command(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "cancel", *args],
+        [sys.executable, "-m", "dagbridge.cli", "cancel", *args],
         env={**os.environ, **settings_environment(settings)},
         capture_output=True,
         text=True,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bridge.cli import parser
+from dagbridge.cli import parser
 from schemas.settings import Settings, env_var, settings_error_lines
 from tests.metric_names import dashboard_metric_names, registered_sample_names
 
@@ -91,7 +91,7 @@ def test_the_image_runs_the_console_script_as_a_non_root_user(dockerfile):
     instructions = dict(dockerfile)  # the last of each kind, as Docker applies them
     assert instructions["FROM"] == "python:3.11-slim"
     assert json.loads(instructions["ENTRYPOINT"]) == ["dagbridge"]
-    assert scripts["dagbridge"] == "bridge.cli:main"
+    assert scripts["dagbridge"] == "dagbridge.cli:main"
     assert instructions["USER"] not in ("root", "0")
     assert any(instruction == "COPY" and arguments.split()[0] == "dags/" for instruction, arguments in dockerfile)
 
@@ -230,4 +230,3 @@ def test_the_dashboard_only_queries_metrics_the_code_registers():
         "dagbridge_dag_runs_finished",
         "dagbridge_callback_failures",
     } <= families
-

@@ -14,13 +14,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from schemas.limits import (
-    CONCURRENCY_LIMIT_WORKFLOW,
-    LimitKind,
-    LimitState,
-    Waiter,
-    limit_workflow_id,
-)
+from schemas.ids import LimitKind, limit_workflow_id
+from schemas.limits import LimitState, Waiter
+from schemas.names import CONCURRENCY_LIMIT_WORKFLOW
 from schemas.runs import RunOptions
 from schemas.settings import Settings
 from tests.bridge_fixtures import running_worker

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from bridge.cli import main
-from bridge.settings_docs import DOC_PATH, configuration_markdown
+from dagbridge.cli import main
+from dagbridge.settings_docs import DOC_PATH, configuration_markdown
 from schemas.settings import Settings, env_var
 
 
@@ -21,7 +21,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_every_setting_is_documented_and_the_reference_is_current() -> None:
     undocumented = [name for name, field in Settings.model_fields.items() if not field.description]
     assert not undocumented, f"settings without a description: {undocumented}"
-    assert DOC_PATH.read_text() == configuration_markdown(), "stale: run `python -m bridge.settings_docs`"
+    assert DOC_PATH.read_text() == configuration_markdown(), "stale: run `python -m dagbridge.settings_docs`"
     for name in Settings.model_fields:
         assert f"`{env_var(name)}`" in DOC_PATH.read_text()
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunResult
 from schemas.settings import Settings
 from tests.conftest import LOGICAL_DATE, TEST_DAGS
-from workflows.client import workflow_id
 
 CONFORMANCE_DAGS = TEST_DAGS / "conformance"
 
@@ -24,7 +24,9 @@ CONFORMANCE_DAGS = TEST_DAGS / "conformance"
 # worker starts its task processes and before the oracle process is launched, so both inherit them.
 os.environ["AIRFLOW_VAR_CONFORMANCE_GREETING"] = "hello"
 os.environ["AIRFLOW_VAR_CONFORMANCE_SETTINGS"] = json.dumps({"limit": 3})
-os.environ["AIRFLOW_CONN_CONFORMANCE_WAREHOUSE"] = "postgres://analyst:secret@warehouse.internal:5432/sales?sslmode=require"
+os.environ["AIRFLOW_CONN_CONFORMANCE_WAREHOUSE"] = (
+    "postgres://analyst:secret@warehouse.internal:5432/sales?sslmode=require"
+)
 
 CASES: dict[str, dict[str, Any]] = {
     "conformance_taskflow_chain": {},
@@ -90,7 +92,7 @@ def comparable(xcoms: dict[str, Any]) -> dict[str, Any]:
 
 async def dagbridge_run(settings: Settings, dag_id: str, run_id: str, conf: dict[str, Any]) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.cli", "run", dag_id,
+        sys.executable, "-m", "dagbridge.cli", "run", dag_id,
         "--run-id", run_id, "--logical-date", LOGICAL_DATE.isoformat(), "--conf", json.dumps(conf), "--json",
         env={
             **os.environ,
@@ -126,7 +128,9 @@ async def test_dagbridge_matches_airflow(
     }
 
     # The CLI prints return values only; every other XCom key is compared on the workflow result.
-    result = await temporal_client.get_workflow_handle(workflow_id(dag_id, run_id), result_type=DagRunResult).result()
+    result = await temporal_client.get_workflow_handle(
+        dag_run_workflow_id(dag_id, run_id), result_type=DagRunResult
+    ).result()
     assert {ti.label: comparable(ti.xcom) for ti in result.task_instances} == {
         label: comparable(ti["xcom"]) for label, ti in expected["task_instances"].items()
     }

@@ -51,7 +51,7 @@ def test_dev_demo_runs_the_example_dag_through_kafka_then_stops_everything_on_si
     env.update(DAGBRIDGE_TASK_PROCESSES="1", AIRFLOW_HOME=str(tmp_path / "airflow"))
     stderr = (tmp_path / "dev.stderr").open("wb")
     dev = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "dev", "--demo", "--free-ports", "--data-dir", str(tmp_path / "stack")],
+        [sys.executable, "-m", "dagbridge.cli", "dev", "--demo", "--free-ports", "--data-dir", str(tmp_path / "stack")],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -31,7 +31,8 @@ async def wait_until_running(handle: WorkflowHandle, activity_id: str, timeout: 
         while True:
             description = await handle.describe()
             if any(
-                pending.activity_id == activity_id and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                pending.activity_id == activity_id
+                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
                 for pending in description.raw_description.pending_activities
             ):
                 return

@@ -10,6 +10,7 @@ import jsonschema
 from aiokafka.structs import ConsumerRecord
 from temporalio.client import Client
 
+from infra.temporal import start_dag_run
 from schemas.json_schema import SCHEMA_DIR
 from schemas.messages import RunEvent, TaskEvent
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
@@ -17,7 +18,6 @@ from schemas.settings import Settings
 from tests.bridge_fixtures import BRIDGE_DAGS, eventually, read_records, running_worker, unique
 from tests.processes import WorkerProcess
 from tests.servers import TansuBroker, free_port
-from workflows.client import start_dag_run
 
 TASK_EVENT_SCHEMA = json.loads((SCHEMA_DIR / "task-event.schema.json").read_text())
 RUN_EVENT_SCHEMA = json.loads((SCHEMA_DIR / "run-event.schema.json").read_text())
@@ -52,7 +52,9 @@ async def test_each_try_has_one_event_in_order_and_the_run_event_lists_every_tas
     )
     tasks = of_run(
         await read_records(
-            kafka_worker.kafka_bootstrap, kafka_worker.task_events_topic, until=lambda r: len(of_run(r, run.run_id)) >= 4
+            kafka_worker.kafka_bootstrap,
+            kafka_worker.task_events_topic,
+            until=lambda r: len(of_run(r, run.run_id)) >= 4,
         ),
         run.run_id,
     )

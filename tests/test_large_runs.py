@@ -6,7 +6,7 @@ tries recorded as succeeded instead of run (no Temporal: the workflow's side is 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from airflow.serialization.serialized_objects import DagSerialization
@@ -20,7 +20,7 @@ from workflows.airflow_run import AirflowDagRun, ReadyTask
 from workflows.clock import install_workflow_clock
 
 PER_PASS = 8
-NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,13 @@ def test_an_expansion_left_unfinished_goes_on_after_continue_as_new(large_inputs
     passes: list[dict] = []
     with private_airflow_session() as session:
         run = AirflowDagRun.create(
-            session, serialized_dag=large_inputs, run_id="resumed", logical_date=NOW, conf={}, now=NOW, per_pass=PER_PASS
+            session,
+            serialized_dag=large_inputs,
+            run_id="resumed",
+            logical_date=NOW,
+            conf={},
+            now=NOW,
+            per_pass=PER_PASS,
         )
         drive(run, passes, stop_after=3)
         assert run.expanding_lengths == {"measure": WIDTH}

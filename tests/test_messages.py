@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.kafka import kafka_options
 from bridge.offsets import PartitionOffsets
+from infra.kafka import kafka_options
 from schemas.json_schema import SCHEMA_DIR, json_schemas
 from schemas.messages import (
     InvalidTrigger,
@@ -38,7 +38,7 @@ from schemas.runs import (
 from schemas.settings import Settings
 
 RECORD = {"topic": "dag-triggers", "partition": 1, "offset": 42, "timestamp_ms": 1_735_689_600_000}
-RECORD_TIME = datetime(2025, 1, 1, tzinfo=timezone.utc)
+RECORD_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 TRIGGER_SCHEMA = json.loads((SCHEMA_DIR / "dag-trigger.schema.json").read_text())
 
 
@@ -73,7 +73,7 @@ def test_every_field_is_carried_into_the_request() -> None:
         },
         options=options,
     )
-    assert request.logical_date == datetime(2025, 6, 1, 10, tzinfo=timezone.utc)
+    assert request.logical_date == datetime(2025, 6, 1, 10, tzinfo=UTC)
     assert request.conf == {"factor": 3, "nested": {"list": [1, None, "x"]}}
     assert request.options == options
 
@@ -100,20 +100,46 @@ BAD_TRIGGERS: list[tuple[str, bytes | None, str]] = [
     ("run_id with ..", b'{"schema_version": 1, "dag_id": "etl", "run_id": "x..y"}', "run_id: Value error"),
     ("bad idempotency_key", b'{"schema_version": 1, "dag_id": "etl", "idempotency_key": "a/b"}', "idempotency_key"),
     ("logical_date not a date", b'{"schema_version": 1, "dag_id": "etl", "logical_date": "tomorrow"}', "RFC 3339"),
-    ("logical_date without offset", b'{"schema_version": 1, "dag_id": "etl", "logical_date": "2025-01-01T00:00:00"}', "RFC 3339"),
+    (
+        "logical_date without offset",
+        b'{"schema_version": 1, "dag_id": "etl", "logical_date": "2025-01-01T00:00:00"}',
+        "RFC 3339",
+    ),
     ("logical_date as epoch", b'{"schema_version": 1, "dag_id": "etl", "logical_date": 1735689600}', "RFC 3339"),
-    ("impossible logical_date", b'{"schema_version": 1, "dag_id": "etl", "logical_date": "2025-02-30T00:00:00Z"}', "logical_date"),
-    ("conf too large", json.dumps({"schema_version": 1, "dag_id": "etl", "conf": {"x": "y" * 70_000}}).encode(), "more than the limit of 65536"),
-    ("conf not an object", b'{"schema_version": 1, "dag_id": "etl", "conf": [1, 2]}', "conf: Input should be an object"),
-    ("conf with NaN", b'{"schema_version": 1, "dag_id": "etl", "conf": {"x": NaN}}', "conf: Value error, is not plain JSON"),
-    ("unknown field", b'{"schema_version": 1, "dag_id": "etl", "config": {}}', "config: Extra inputs are not permitted"),
+    (
+        "impossible logical_date",
+        b'{"schema_version": 1, "dag_id": "etl", "logical_date": "2025-02-30T00:00:00Z"}',
+        "logical_date",
+    ),
+    (
+        "conf too large",
+        json.dumps({"schema_version": 1, "dag_id": "etl", "conf": {"x": "y" * 70_000}}).encode(),
+        "more than the limit of 65536",
+    ),
+    (
+        "conf not an object",
+        b'{"schema_version": 1, "dag_id": "etl", "conf": [1, 2]}',
+        "conf: Input should be an object",
+    ),
+    (
+        "conf with NaN",
+        b'{"schema_version": 1, "dag_id": "etl", "conf": {"x": NaN}}',
+        "conf: Value error, is not plain JSON",
+    ),
+    (
+        "unknown field",
+        b'{"schema_version": 1, "dag_id": "etl", "config": {}}',
+        "config: Extra inputs are not permitted",
+    ),
     ("wrong schema_version", b'{"schema_version": 2, "dag_id": "etl"}', "schema_version: Input should be 1"),
     ("schema_version as string", b'{"schema_version": "1", "dag_id": "etl"}', "schema_version: Input should be 1"),
     ("missing schema_version", b'{"dag_id": "etl"}', "schema_version: Field required"),
 ]
 
 
-@pytest.mark.parametrize(("value", "reason"), [case[1:] for case in BAD_TRIGGERS], ids=[case[0] for case in BAD_TRIGGERS])
+@pytest.mark.parametrize(
+    ("value", "reason"), [case[1:] for case in BAD_TRIGGERS], ids=[case[0] for case in BAD_TRIGGERS]
+)
 def test_bad_triggers_are_rejected_with_a_reason(value: bytes | None, reason: str) -> None:
     with pytest.raises(InvalidTrigger) as rejected:
         parse_trigger(value, **RECORD)
@@ -140,6 +166,7 @@ def test_a_derived_run_id_that_breaks_airflow_rules_is_rejected() -> None:
 
 # Property tests: whatever arrives, the validator either returns a request or raises InvalidTrigger.
 
+
 def json_trees(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
     return st.recursive(
         st.none() | st.booleans() | st.integers() | floats | st.text(),
@@ -163,9 +190,7 @@ field_values = {
     "idempotency_key": st.text(max_size=260) | json_values,
     "config": json_values,
 }
-trigger_like = st.fixed_dictionaries(
-    {}, optional={name: strategy for name, strategy in field_values.items()}
-)
+trigger_like = st.fixed_dictionaries({}, optional={name: strategy for name, strategy in field_values.items()})
 
 
 def accepted_or_rejected(value: bytes | None, **record: Any) -> DagRunRequest | None:
@@ -253,7 +278,7 @@ def test_json_schema_files_are_current() -> None:
 
 # Events
 
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def try_request(task_id: str = "load", map_index: int = -1, try_number: int = 2) -> TaskTryRequest:
@@ -292,7 +317,9 @@ def test_task_event_of_a_failed_try() -> None:
     assert (event.dag_id, event.run_id, event.state, event.duration_seconds) == ("etl", "kafka__k", "up_for_retry", 1.5)
     assert event.error is not None and (event.error.type, event.error.message) == ("RuntimeError", "boom")
     assert event.xcom_keys == ["a", "b"]
-    jsonschema.validate(json.loads(event.model_dump_json()), json.loads((SCHEMA_DIR / "task-event.schema.json").read_text()))
+    jsonschema.validate(
+        json.loads(event.model_dump_json()), json.loads((SCHEMA_DIR / "task-event.schema.json").read_text())
+    )
 
 
 def test_run_event_lists_every_task_instance() -> None:
@@ -314,7 +341,9 @@ def test_run_event_lists_every_task_instance() -> None:
         ("a", "failed", 2),
         ("b", "upstream_failed", 0),
     ]
-    jsonschema.validate(json.loads(event.model_dump_json()), json.loads((SCHEMA_DIR / "run-event.schema.json").read_text()))
+    jsonschema.validate(
+        json.loads(event.model_dump_json()), json.loads((SCHEMA_DIR / "run-event.schema.json").read_text())
+    )
 
 
 # Offsets and Kafka options
@@ -378,6 +407,6 @@ def test_kafka_security_settings_reach_every_client() -> None:
 
 def test_the_bridge_does_not_import_airflow() -> None:
     # A fresh interpreter: this one has Airflow loaded by other tests already.
-    check = "import sys, bridge.consumer, bridge.terminal; print(sorted(m for m in sys.modules if m.startswith('airflow')))"
+    check = "import sys, bridge.consumer, dagbridge.terminal; print(sorted(m for m in sys.modules if m.startswith('airflow')))"
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

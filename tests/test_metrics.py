@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.settings import Settings, env_var
 from tests.bridge_fixtures import produce, unique
-from tests.servers import LOOPBACK, TansuBroker, TemporalDevServer, free_port
 from tests.metric_names import dashboard_metric_names, registered_sample_names
+from tests.servers import LOOPBACK, TansuBroker, TemporalDevServer, free_port
 
 METRICS_DAGS = Path(__file__).parent / "metrics_dags"
 TIMEOUT_SECONDS = 90
@@ -55,7 +55,7 @@ def service(command: str, settings: Settings, log_path: Path) -> Iterator[subpro
     env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", command], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "dagbridge.cli", command], stdout=log, stderr=subprocess.STDOUT, env=env
         )
         try:
             yield proc
@@ -121,7 +121,9 @@ async def test_metrics_of_both_services_move_by_what_the_runs_did(
             {"schema_version": 1, "dag_id": "metrics_ok", "run_id": ok_runs[0]},  # a duplicate
             {"schema_version": 1, "dag_id": "metrics_retries", "run_id": f"retries-{uuid.uuid4().hex[:8]}"},
         ]
-        await produce(tansu.bootstrap, settings.trigger_topic, [json.dumps(t).encode() for t in triggers] + [b"{not json"])
+        await produce(
+            tansu.bootstrap, settings.trigger_topic, [json.dumps(t).encode() for t in triggers] + [b"{not json"]
+        )
 
         def all_done() -> bool:
             bridge, worker = scrape(bridge_url), scrape(worker_url)

@@ -16,8 +16,8 @@ from temporalio.runtime import (
     BUFFERED_METRIC_KIND_HISTOGRAM,
 )
 
-from bridge.logs import _temporal_context
-from bridge.temporal_metrics import TemporalMetricsCollector
+from infra.logs import _temporal_context
+from infra.temporal_metrics import TemporalMetricsCollector
 from tests.metric_names import registered_sample_names
 
 
@@ -84,12 +84,24 @@ def test_the_temporal_context_of_a_task_try_becomes_its_dag_run_and_task_keys() 
         "dag_id": "etl",
         "run_id": "manual__2025-01-01T00:00:00+00:00",
         "task_id": "group.extract",
-        "map_index": "3",
-        "try_number": "2",
+        "map_index": 3,
+        "try_number": 2,
         "activity": "run_task_try",
         "attempt": 1,
     }
-    workflow_event = _temporal_context(None, "info", {"event": "x", "temporal_workflow": {"workflow_id": "dagrun:etl:r1"}})
+    # A reschedule-mode sensor pokes again under the same try number: the poke is its own key.
+    poke = _temporal_context(None, "info", {
+        "event": "poking",
+        "temporal_activity": {
+            "activity_id": "wait_for_file:-1:1:reschedule-2",
+            "activity_type": "run_task_try",
+            "workflow_id": "dagrun:etl:r1",
+        },
+    })  # fmt: skip
+    assert (poke["task_id"], poke["map_index"], poke["try_number"], poke["poke"]) == ("wait_for_file", -1, 1, 3)
+    workflow_event = _temporal_context(
+        None, "info", {"event": "x", "temporal_workflow": {"workflow_id": "dagrun:etl:r1"}}
+    )
     assert workflow_event == {"event": "x", "dag_id": "etl", "run_id": "r1"}
 
 
@@ -98,7 +110,7 @@ def test_json_logs_are_one_object_per_line_with_the_run_context_and_the_tracebac
         """
         import logging
         import structlog
-        from bridge.logs import configure_logging
+        from infra.logs import configure_logging
         from schemas.settings import Settings
 
         configure_logging(Settings(log_format="json"))
@@ -122,6 +134,8 @@ def test_json_logs_are_one_object_per_line_with_the_run_context_and_the_tracebac
 
 def test_every_metric_of_dagbridge_is_documented() -> None:
     documented = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
-    names = {name.removesuffix("_bucket") for name in registered_sample_names() if not name.endswith(("_count", "_sum"))}
+    names = {
+        name.removesuffix("_bucket") for name in registered_sample_names() if not name.endswith(("_count", "_sum"))
+    }
     missing = sorted(name for name in names if f"`{name}`" not in documented)
     assert not missing, f"metrics missing from docs/operations.md: {missing}"

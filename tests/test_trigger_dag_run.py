@@ -14,10 +14,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.dag_loader import DagLoader
 from activities.dag_run_triggers import TRIGGERED_BY, DagRunTriggers
+from infra.temporal import start_dag_run
+from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunRequest, DagRunResult
 from schemas.settings import Settings
 from tests.conftest import LOGICAL_DATE, TASK_QUEUE, TEST_DAGS, DagRunner
-from workflows.client import start_dag_run, workflow_id
 
 
 async def test_waits_for_the_triggered_run_which_is_an_ordinary_dag_run(
@@ -30,7 +31,9 @@ async def test_waits_for_the_triggered_run_which_is_an_ordinary_dag_run(
     (trigger,) = result.task_instances
     assert (result.state, trigger.state, trigger.try_number) == ("success", "success", 1)
     assert trigger.xcom["trigger_run_id"] == child
-    child_handle = temporal_client.get_workflow_handle(workflow_id("trigger_child", child), result_type=DagRunResult)
+    child_handle = temporal_client.get_workflow_handle(
+        dag_run_workflow_id("trigger_child", child), result_type=DagRunResult
+    )
     child_result = await child_handle.result()
     assert child_result.state == "success"
     assert child_result.task_instances[0].xcom["return_value"] == {"doubled": 10, "ds": LOGICAL_DATE.date().isoformat()}
@@ -45,7 +48,9 @@ async def test_a_triggered_run_that_fails_fails_the_waiting_task(run_dag: DagRun
 
     (trigger,) = result.task_instances
     assert (result.state, trigger.state, trigger.try_number) == ("failed", "failed", 1)
-    child_handle = temporal_client.get_workflow_handle(workflow_id("trigger_child", child), result_type=DagRunResult)
+    child_handle = temporal_client.get_workflow_handle(
+        dag_run_workflow_id("trigger_child", child), result_type=DagRunResult
+    )
     assert (await child_handle.result()).state == "failed"
 
 
@@ -58,7 +63,7 @@ async def test_a_dag_the_worker_does_not_have_fails_the_task_and_starts_nothing(
     assert (result.state, trigger.state) == ("failed", "failed")
     # The operator asked for a run with the triggering run's ID.
     with pytest.raises(RPCError) as missing:
-        await temporal_client.get_workflow_handle(workflow_id("no_such_dag", result.run_id)).describe()
+        await temporal_client.get_workflow_handle(dag_run_workflow_id("no_such_dag", result.run_id)).describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
@@ -88,7 +93,7 @@ async def test_one_run_per_run_id_shared_with_kafka_triggers_and_a_repeated_try_
             temporal_client, DagRunRequest(dag_id="trigger_child", run_id=child), worker_settings.task_queue
         )
 
-    handle = temporal_client.get_workflow_handle(workflow_id("trigger_child", child), result_type=DagRunResult)
+    handle = temporal_client.get_workflow_handle(dag_run_workflow_id("trigger_child", child), result_type=DagRunResult)
     assert (await handle.result()).state == "success"
     state = await asyncio.to_thread(triggers.state, comms.GetDagRunState(dag_id="trigger_child", run_id=child))
     assert state.state == "success"

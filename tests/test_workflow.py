@@ -12,7 +12,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from activities.dag_loader import DagLoader
-from activities.worker import run_worker
+from dagbridge.worker import run_worker
 from schemas.runs import RunOptions, TaskState
 from schemas.settings import Settings
 from tests.conftest import TASK_QUEUE, TEST_DAGS, DagRunner
@@ -92,9 +92,7 @@ async def test_empty_operators_finish_without_activities(run_dag: DagRunner) -> 
     assert [kind for kind, _, _ in await scheduled_activities(handle)] == ["publish_run_event"]
 
 
-async def test_activity_ids_are_stable_and_queues_route_tasks(
-    run_dag: DagRunner, worker_settings: Settings
-) -> None:
+async def test_activity_ids_are_stable_and_queues_route_tasks(run_dag: DagRunner, worker_settings: Settings) -> None:
     settings = worker_settings.model_copy(update={"task_queue": "dagbridge-tests-special", "task_processes": 1})
     stop, ready = asyncio.Event(), asyncio.Event()
     special_worker = asyncio.create_task(run_worker(settings, stop, ready))

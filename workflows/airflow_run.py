@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DagRunData, TIRunContext
+from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DagRunData
+from airflow.api_fastapi.execution_api.datamodels.taskinstance import TIRunContext
 from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
 from airflow.models.dag import DagModel
 from airflow.models.dagbundle import DagBundleModel
@@ -131,13 +132,9 @@ class AirflowDagRun:
         fileloc = serialized_dag["dag"].get("relative_fileloc") or ""
         session.add(DagModel(dag_id=dag_id, bundle_name=BUNDLE_NAME, relative_fileloc=fileloc))
         session.flush()
-        SerializedDagModel.write_dag(
-            LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session
-        )
+        SerializedDagModel.write_dag(LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session)
         dag = DagSerialization.from_dict(serialized_dag)
-        data_interval = (
-            dag.timetable.infer_manual_data_interval(run_after=logical_date) if logical_date else None
-        )
+        data_interval = dag.timetable.infer_manual_data_interval(run_after=logical_date) if logical_date else None
         dag_run = dag.create_dagrun(
             run_id=run_id,
             logical_date=logical_date,
@@ -283,7 +280,9 @@ class AirflowDagRun:
         new_ids = [ti_id for ti_id in ids if ti_id not in by_id]
         for start in range(0, len(new_ids), LOAD_BATCH):
             batch = new_ids[start : start + LOAD_BATCH]
-            by_id.update((ti.id, ti) for ti in self._session.scalars(select(TaskInstance).where(TaskInstance.id.in_(batch))))
+            by_id.update(
+                (ti.id, ti) for ti in self._session.scalars(select(TaskInstance).where(TaskInstance.id.in_(batch)))
+            )
         self._loaded = [by_id[ti_id] for ti_id in ids]
 
     def _focus_airflow_on_changes(self) -> None:
@@ -491,7 +490,9 @@ class AirflowDagRun:
         """Every task this one transitively depends on: where its XCom pulls may look."""
         upstream = self._upstream.get(task_id)
         if upstream is None:
-            upstream = self._upstream[task_id] = frozenset(self.dag.get_task(task_id).get_flat_relative_ids(upstream=True))
+            upstream = self._upstream[task_id] = frozenset(
+                self.dag.get_task(task_id).get_flat_relative_ids(upstream=True)
+            )
         return upstream
 
     def direct_upstream_task_ids(self, task_id: str) -> frozenset[str]:
@@ -543,7 +544,9 @@ class AirflowDagRun:
         """What Airflow's scheduler does once dagrun_timeout passed: every unfinished task
         instance, running ones included, is skipped and the run fails."""
         unfinished = [ti for ti in self._task_instances() if ti.state in State.unfinished]
-        last_unfinished = max(unfinished, key=lambda ti: ti.start_date or at.min.replace(tzinfo=at.tzinfo), default=None)
+        last_unfinished = max(
+            unfinished, key=lambda ti: ti.start_date or at.min.replace(tzinfo=at.tzinfo), default=None
+        )
         for ti in unfinished:
             ti.state = TaskInstanceState.SKIPPED
         self.fail(at)

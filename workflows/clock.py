@@ -21,7 +21,7 @@ _install_lock = threading.Lock()
 def airflow_utcnow() -> dt.datetime:
     if workflow.in_workflow():
         return workflow.now()
-    return dt.datetime.now(tz=dt.timezone.utc)
+    return dt.datetime.now(tz=dt.UTC)
 
 
 def install_workflow_clock() -> None:

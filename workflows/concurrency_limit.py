@@ -18,17 +18,18 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.limits import LimitActivities
     from schemas.limits import (
-        CHANGE_SLOTS_UPDATE,
-        CONCURRENCY_LIMIT_WORKFLOW,
-        SLOTS_GRANTED_SIGNAL,
         UNLIMITED,
         Holding,
         LimitState,
         LimitUpdate,
         SlotGrant,
         Waiter,
+    )
+    from schemas.names import (
+        CHANGE_SLOTS_UPDATE,
+        CLOSED_WORKFLOWS_ACTIVITY,
+        CONCURRENCY_LIMIT_WORKFLOW,
     )
 
 
@@ -159,7 +160,7 @@ class ConcurrencyLimitWorkflow:
         outcomes = await asyncio.gather(
             *(
                 workflow.get_external_workflow_handle(requester).signal(
-                    SLOTS_GRANTED_SIGNAL, SlotGrant(limit_id=self._book.limit_id, holders=by_requester[requester])
+                    SlotGrant(limit_id=self._book.limit_id, holders=by_requester[requester])
                 )
                 for requester in requesters
             ),
@@ -187,9 +188,10 @@ class ConcurrencyLimitWorkflow:
                 continue
             self._checking_holders = True
             try:
-                closed = await workflow.execute_activity_method(
-                    LimitActivities.closed_workflows,
+                closed = await workflow.execute_activity(
+                    CLOSED_WORKFLOWS_ACTIVITY,
                     book.requesters(),
+                    result_type=list[str],
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
                 )

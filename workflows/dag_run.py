@@ -14,33 +14,40 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
+    from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
     from airflow.configuration import conf as airflow_conf
+    from pydantic import TypeAdapter
+    from sqlalchemy.orm import Session
 
-    from activities.callbacks import CallbackActivities, CallbackRequest
-    from activities.dags import DagActivities
-    from activities.events import EventActivities
-    from activities.limits import LimitActivities
-    from activities.tasks import TaskActivities
-    from schemas.limits import SLOTS_GRANTED_SIGNAL, SlotChanges, SlotClaim, SlotGrant, SlotRelease
+    from schemas.errors import NON_RETRYABLE_TRY_ERRORS, FailureType
+    from schemas.ids import TryId, run_event_id
+    from schemas.limits import SlotAnswers, SlotChanges, SlotClaim, SlotGrant, SlotRelease
     from schemas.messages import RunEvent, TaskEvent
+    from schemas.names import (
+        CHANGE_SLOTS_ACTIVITY,
+        DAG_RUN_WORKFLOW,
+        LOAD_SERIALIZED_DAG_ACTIVITY,
+        PUBLISH_RUN_EVENT_ACTIVITY,
+        PUBLISH_TASK_EVENT_ACTIVITY,
+        RUN_CALLBACKS_ACTIVITY,
+        RUN_TASK_TRY_ACTIVITY,
+        SLOTS_GRANTED_SIGNAL,
+        TRY_INPUTS_QUERY,
+    )
     from schemas.runs import (
         DagRunRequest,
         DagRunResult,
         RunSnapshot,
         RunTaskInstance,
         TaskError,
-        TryInputs,
         TaskState,
         TaskTryRequest,
         TaskTryResult,
+        TryInputs,
         XComEntry,
     )
-    from pydantic import TypeAdapter
-    from sqlalchemy.orm import Session
-
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
-    from workflows.client import DAG_RUN_WORKFLOW
     from workflows.slots import RunSlots
     from workflows.stopping import RunStop, cancel_activities, despite_cancellation
 
@@ -54,7 +61,7 @@ ACTIVITY_RETRY_POLICY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
-    non_retryable_error_types=["DagNotFound", "TaskNotFound"],
+    non_retryable_error_types=NON_RETRYABLE_TRY_ERRORS,
 )
 
 # An event must not be lost: publishing is retried for as long as Kafka stays away.
@@ -84,7 +91,7 @@ BATCHED_RUN_SIZE = 1_000
 CALLBACK_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_attempts=3,
-    non_retryable_error_types=["DagNotFound", "TaskNotFound"],
+    non_retryable_error_types=NON_RETRYABLE_TRY_ERRORS,
 )
 # As long as Airflow's DAG processor, which runs these callbacks there, may work on one file.
 CALLBACK_TIMEOUT = timedelta(seconds=airflow_conf.getint("dag_processor", "dag_file_processor_timeout"))
@@ -117,7 +124,7 @@ class DagRunWorkflow:
     def slots_granted(self, grant: SlotGrant) -> None:
         self._slots.on_grant(grant)
 
-    @workflow.query
+    @workflow.query(name=TRY_INPUTS_QUERY)
     def try_inputs(self, task_id: str) -> TryInputs:
         """The conf and upstream XComs of a try whose inputs were too large to send with it."""
         assert self._dag_run is not None, "no try was handed out yet"
@@ -133,7 +140,7 @@ class DagRunWorkflow:
             cause = err.cause if isinstance(err, ActivityError) and err.cause is not None else err
             await self._publish_run_event(
                 RunEvent(
-                    event_id=f"{info.workflow_id}:finished",
+                    event_id=run_event_id(info.workflow_id),
                     dag_id=request.dag_id,
                     run_id=request.run_id,
                     state="failed",
@@ -152,8 +159,8 @@ class DagRunWorkflow:
 
     async def _publish_run_event(self, event: RunEvent) -> None:
         await despite_cancellation(
-            workflow.execute_activity_method(
-                EventActivities.publish_run_event,
+            workflow.execute_activity(
+                PUBLISH_RUN_EVENT_ACTIVITY,
                 event,
                 start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
                 retry_policy=EVENT_RETRY_POLICY,
@@ -189,9 +196,10 @@ class DagRunWorkflow:
             return
         # Local: the exchange is on the path between a try's end and the next try's start, and a
         # local activity saves the round trips through the server's activity queue.
-        answers = await workflow.execute_local_activity_method(
-            LimitActivities.change_slots,
+        answers = await workflow.execute_local_activity(
+            CHANGE_SLOTS_ACTIVITY,
             SlotChanges(requester=workflow.info().workflow_id, release=release, acquire=acquire),
+            result_type=SlotAnswers,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=SLOT_CHANGES_RETRY_POLICY,
         )
@@ -235,7 +243,7 @@ class DagRunWorkflow:
         except ValueError as err:
             raise ApplicationError(
                 f"DAG run {request.dag_id}/{request.run_id} cannot start: {err}",
-                type="InvalidDagRun",
+                type=FailureType.INVALID_DAG_RUN,
                 non_retryable=True,
             ) from err
 
@@ -244,19 +252,22 @@ class DagRunWorkflow:
 
         Only taken when no try is running: a try's result must reach the workflow that started it.
         """
-        xcoms = [entry for by_map_index in self._xcoms.values() for entries in by_map_index.values() for entry in entries]
+        xcoms = [
+            entry for by_map_index in self._xcoms.values() for entries in by_map_index.values() for entry in entries
+        ]
         snapshot = RunSnapshot(
             database=dag_run.database_image(),
             xcoms=zlib.compress(XCOM_LIST.dump_json(xcoms)),
         )
         workflow.continue_as_new(request.model_copy(update={"resume": snapshot}))
 
-    async def _run_callbacks(self, callback: CallbackRequest, request: DagRunRequest) -> None:
+    async def _run_callbacks(self, callback: DagCallbackRequest | TaskCallbackRequest, request: DagRunRequest) -> None:
         """Run Airflow callbacks; like Airflow, whatever happens to them leaves the outcome as it is."""
         try:
-            await workflow.execute_activity_method(
-                CallbackActivities.run_callbacks,
+            await workflow.execute_activity(
+                RUN_CALLBACKS_ACTIVITY,
                 callback,
+                result_type=list[str],
                 task_queue=request.options.default_task_queue,
                 start_to_close_timeout=CALLBACK_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=request.options.task_heartbeat_timeout_seconds),
@@ -269,16 +280,17 @@ class DagRunWorkflow:
         try:
             # Local: the worker that runs this workflow has the dags folder, so the DAG is read
             # without a round trip through the server, and the result is still in history.
-            return await workflow.execute_local_activity_method(
-                DagActivities.load_serialized_dag,
+            return await workflow.execute_local_activity(
+                LOAD_SERIALIZED_DAG_ACTIVITY,
                 dag_id,
+                result_type=dict,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=ACTIVITY_RETRY_POLICY,
             )
         except ActivityError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == "DagNotFound":
-                raise ApplicationError(cause.message, type="DagNotFound", non_retryable=True) from err
+            if isinstance(cause, ApplicationError) and cause.type == FailureType.DAG_NOT_FOUND:
+                raise ApplicationError(cause.message, type=FailureType.DAG_NOT_FOUND, non_retryable=True) from err
             raise
 
     async def _drive(self, dag_run: AirflowDagRun, request: DagRunRequest) -> str | None:
@@ -368,7 +380,7 @@ class DagRunWorkflow:
             await workflow.wait_condition(
                 lambda: self._running == 0, timeout=dag_run.size * PASS_COST_PER_TASK_INSTANCE
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _wait_for_outcome_until(self, wakeup: datetime | None) -> None:
@@ -377,7 +389,7 @@ class DagRunWorkflow:
             timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
         try:
             await workflow.wait_condition(lambda: bool(self._finished_tries) or self._slots.has_news, timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def _start_try(
@@ -399,7 +411,9 @@ class DagRunWorkflow:
             task_id: task_instance_states.get(task_id, []) for task_id in dag_run.direct_upstream_task_ids(task.task_id)
         }
         # A task still being expanded counts as wide as it will be, as Airflow would count it.
-        counts = {task_id: dag_run.expanding_lengths.get(task_id, len(instances)) for task_id, instances in seen.items()}
+        counts = {
+            task_id: dag_run.expanding_lengths.get(task_id, len(instances)) for task_id, instances in seen.items()
+        }
         listed = [
             RunTaskInstance(task_id=task_id, map_index=map_index, state=state)
             for task_id, instances in sorted(seen.items())
@@ -444,7 +458,7 @@ class DagRunWorkflow:
         started = workflow.now()
         if refusal is not None:
             # Retrying cannot help: the pool is missing or too small on this deployment.
-            error = TaskError(type="PoolUnavailable", message=refusal)
+            error = TaskError(type=FailureType.POOL_UNAVAILABLE, message=refusal)
             result = await self._try_without_result(try_request, started, error, retry=False)
         else:
             result = await self._run_activity(dag_run, try_request, queue, request, started)
@@ -460,9 +474,10 @@ class DagRunWorkflow:
         self, dag_run: AirflowDagRun, try_request: TaskTryRequest, queue: str, request: DagRunRequest, started: datetime
     ) -> TaskTryResult | None:
         options = request.options
-        activity = workflow.start_activity_method(
-            TaskActivities.run_task_try,
+        activity = workflow.start_activity(
+            RUN_TASK_TRY_ACTIVITY,
             try_request,
+            result_type=TaskTryResult,
             activity_id=_activity_id(try_request),
             task_queue=queue,
             start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
@@ -500,8 +515,8 @@ class DagRunWorkflow:
             error=error,
         )
         # No activity returned a result, so none published this try's event.
-        await workflow.execute_activity_method(
-            EventActivities.publish_task_event,
+        await workflow.execute_activity(
+            PUBLISH_TASK_EVENT_ACTIVITY,
             TaskEvent.of_try(workflow.info().workflow_id, try_request, result),
             start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
             retry_policy=EVENT_RETRY_POLICY,
@@ -549,7 +564,6 @@ def _size(entries: list[XComEntry]) -> int:
 
 def _activity_id(try_request: TaskTryRequest) -> str:
     """Unique per poke: a rescheduled sensor pokes again under the same try number."""
-    activity_id = f"{try_request.task_id}:{try_request.map_index}:{try_request.try_number}"
-    if try_request.reschedule_count:
-        activity_id += f":reschedule-{try_request.reschedule_count}"
-    return activity_id
+    return TryId(
+        try_request.task_id, try_request.map_index, try_request.try_number, try_request.reschedule_count
+    ).activity_id()

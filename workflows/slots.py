@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.ids import TryId
 from schemas.limits import LimitKind, SlotClaim, SlotGrant, SlotRefusal, SlotRelease
 from workflows.airflow_run import ReadyTask
 
@@ -98,7 +99,7 @@ class RunSlots:
 
     def _holder(self, task: ReadyTask) -> str:
         # Try number included: a retry's claim is a new one even if the old release is still in flight.
-        return f"{self._workflow_id}:{task.task_id}:{task.map_index}:{task.try_number}"
+        return TryId(task.task_id, task.map_index, task.try_number).qualified(self._workflow_id)
 
     def changes(self) -> tuple[list[SlotRelease], list[SlotClaim]]:
         """What to send now: releases, then each admitted task's next claim."""

@@ -27,7 +27,9 @@ def record(name):
             "try_number": ti.try_number if ti else None,
             "exception": type(exception).__name__ if exception else None,
         }
-        path = Path(os.environ["DAGBRIDGE_TEST_CALLBACK_RECORDS"]) / f"{context['dag'].dag_id}.{context['run_id']}.jsonl"
+        path = (
+            Path(os.environ["DAGBRIDGE_TEST_CALLBACK_RECORDS"]) / f"{context['dag'].dag_id}.{context['run_id']}.jsonl"
+        )
         with path.open("a") as records:
             records.write(json.dumps(line) + "\n")
 
@@ -47,7 +49,9 @@ TASK_CALLBACKS = {
 DAG_CALLBACKS = {"on_success_callback": record("dag.on_success"), "on_failure_callback": record("dag.on_failure")}
 
 
-@dag(schedule=None, start_date=datetime.datetime(2025, 1, 1), catchup=False, default_args=TASK_CALLBACKS, **DAG_CALLBACKS)
+@dag(
+    schedule=None, start_date=datetime.datetime(2025, 1, 1), catchup=False, default_args=TASK_CALLBACKS, **DAG_CALLBACKS
+)
 def callbacks_success():
     @task
     def numbers() -> list[int]:
@@ -64,7 +68,9 @@ def callbacks_success():
     total(double.expand(value=numbers()))
 
 
-@dag(schedule=None, start_date=datetime.datetime(2025, 1, 1), catchup=False, default_args=TASK_CALLBACKS, **DAG_CALLBACKS)
+@dag(
+    schedule=None, start_date=datetime.datetime(2025, 1, 1), catchup=False, default_args=TASK_CALLBACKS, **DAG_CALLBACKS
+)
 def callbacks_retry_then_fail():
     @task(retries=1, retry_delay=datetime.timedelta(seconds=0))
     def flaky() -> None:

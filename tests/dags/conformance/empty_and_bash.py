@@ -15,7 +15,7 @@ with DAG(
     greet = BashOperator(
         task_id="greet",
         bash_command=(
-            "echo '{{ params.greeting }} {{ dag_run.conf.get(\"name\", \"nobody\") }} "
+            'echo \'{{ params.greeting }} {{ dag_run.conf.get("name", "nobody") }} '
             "x{{ params.repeat }} on {{ ds }} ({{ ds_nodash }}, {{ logical_date.year }})'"
         ),
     )

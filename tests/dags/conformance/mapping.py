@@ -18,7 +18,9 @@ def conformance_mapping():
         return sum(values)
 
     total(scale.partial(factor=10).expand(value=numbers()))
-    total.override(task_id="literal_total")(scale.override(task_id="literal_scale").partial(factor=2).expand(value=[5, 6]))
+    total.override(task_id="literal_total")(
+        scale.override(task_id="literal_scale").partial(factor=2).expand(value=[5, 6])
+    )
 
 
 conformance_mapping()

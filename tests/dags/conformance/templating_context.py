@@ -17,7 +17,9 @@ with DAG(
             "{{ data_interval_start }}'"
         ),
     )
-    BashOperator(task_id="params", bash_command="echo '{{ params.region }} {{ params.limit }} {{ dag_run.conf | tojson }}'")
+    BashOperator(
+        task_id="params", bash_command="echo '{{ params.region }} {{ params.limit }} {{ dag_run.conf | tojson }}'"
+    )
 
     @task
     def from_context(params=None, ds=None, ts=None, logical_date=None, dag_run=None) -> dict:

@@ -1,6 +1,6 @@
 """The configuration reference (docs/configuration.md), generated from ``Settings``.
 
-Regenerate with ``python -m bridge.settings_docs``; a test fails while the file is stale.
+Regenerate with ``python -m dagbridge.settings_docs``; a test fails while the file is stale.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from bridge.cli import parser
+from dagbridge.cli import parser
 from schemas.settings import Settings, env_var
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -26,7 +26,7 @@ and one line per bad setting, naming the variable. A `DAGBRIDGE_*` variable that
 (a typo) is reported as a warning. The most common settings also have a command-line flag, which
 wins over the variable.
 
-This page is generated from `schemas/settings.py` by `python -m bridge.settings_docs`.
+This page is generated from `schemas/settings.py` by `python -m dagbridge.settings_docs`.
 
 | Variable | Flag | Type | Default | Description |
 |---|---|---|---|---|

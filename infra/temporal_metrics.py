@@ -41,7 +41,7 @@ _Labels = tuple[tuple[str, str], ...]
 
 
 class _Histogram:
-    __slots__ = ("counts", "total", "count")
+    __slots__ = ("count", "counts", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)

@@ -18,19 +18,16 @@ from typing import Any
 import structlog
 from temporalio import activity, workflow
 
+from schemas.ids import TryId, parse_dag_run_workflow_id
+from schemas.names import RUN_TASK_TRY_ACTIVITY
 from schemas.settings import Settings
 
 _FIRST_KEYS = ["timestamp", "level", "logger", "event", "dag_id", "run_id", "task_id", "map_index", "try_number"]
-# Our workflow IDs are ``dagrun:<dag_id>:<run_id>`` (workflows.client.workflow_id); a dag_id
-# cannot contain ':', a run_id can.
-_WORKFLOW_ID_PREFIX = "dagrun:"
 
 
 def _dag_run_fields(workflow_id: str | None) -> dict[str, str]:
-    if not workflow_id or not workflow_id.startswith(_WORKFLOW_ID_PREFIX):
-        return {}
-    dag_id, _, run_id = workflow_id.removeprefix(_WORKFLOW_ID_PREFIX).partition(":")
-    return {"dag_id": dag_id, "run_id": run_id}
+    parsed = parse_dag_run_workflow_id(workflow_id) if workflow_id else None
+    return {} if parsed is None else {"dag_id": parsed[0], "run_id": parsed[1]}
 
 
 def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -40,11 +37,12 @@ def _temporal_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         event.update(_dag_run_fields(details.get("workflow_id")))
         event["activity"] = details.get("activity_type")
         event["attempt"] = details.get("attempt")
-        if details.get("activity_type") == "run_task_try":
-            # The workflow names a try's activity <task_id>:<map_index>:<try_number>.
-            parts = str(details.get("activity_id", "")).rsplit(":", 2)
-            if len(parts) == 3:
-                event["task_id"], event["map_index"], event["try_number"] = parts
+        if details.get("activity_type") == RUN_TASK_TRY_ACTIVITY:
+            try_id = TryId.parse_activity_id(str(details.get("activity_id", "")))
+            if try_id is not None:
+                event.update(task_id=try_id.task_id, map_index=try_id.map_index, try_number=try_id.try_number)
+                if try_id.reschedule_count:
+                    event["poke"] = try_id.reschedule_count + 1
     details = event.pop("temporal_workflow", None)
     if isinstance(details, dict):
         event.update(_dag_run_fields(details.get("workflow_id")))

@@ -9,13 +9,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.logs import configure_logging
+from infra.logs import configure_logging
+from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunRequest, DagRunResult
 from schemas.settings import Settings, settings_error_lines, unknown_setting_variables
 
@@ -46,7 +47,7 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, Non
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.worker import run_worker
+    from dagbridge.worker import run_worker
 
     # Importing Airflow replaced the logging configuration with its own.
     configure_logging(settings)
@@ -55,14 +56,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    from bridge.dev import run_dev
+    from dagbridge.dev import run_dev
 
     return run_dev(settings, demo=args.demo, free_ports=args.free_ports, data_dir=args.data_dir)
 
 
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.consumer import TriggerBridge
-    from bridge.metrics_server import serve_metrics
+    from infra.metrics_server import serve_metrics
 
     # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
     metrics_server = serve_metrics(settings)
@@ -75,7 +76,7 @@ def _bridge(args: argparse.Namespace, settings: Settings) -> int:
 def _trigger(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
-    from bridge.terminal import send_trigger, trigger_message
+    from dagbridge.terminal import send_trigger, trigger_message
     from schemas.messages import validation_reason
 
     try:
@@ -96,7 +97,7 @@ def _trigger(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _events(args: argparse.Namespace, settings: Settings) -> int:
-    from bridge.terminal import describe, read_events
+    from dagbridge.terminal import describe, read_events
 
     async def main(stop: asyncio.Event) -> None:
         async def show() -> None:
@@ -139,9 +140,9 @@ def run_result_json(result: DagRunResult) -> dict[str, Any]:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from temporalio.client import WorkflowFailureError
 
-    from workflows.client import connect, run_options, start_dag_run
+    from infra.temporal import connect, run_options, start_dag_run
 
-    now = datetime.now(tz=timezone.utc)
+    now = datetime.now(tz=UTC)
     logical_date = args.logical_date or now
     request = DagRunRequest(
         dag_id=args.dag_id,
@@ -159,8 +160,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         except WorkflowFailureError as err:
             cause = err.cause
             message = getattr(cause, "message", None) or str(cause)
-            return {"dag_id": request.dag_id, "run_id": request.run_id, "state": "failed", "error": message,
-                    "task_instances": {}}
+            return {
+                "dag_id": request.dag_id,
+                "run_id": request.run_id,
+                "state": "failed",
+                "error": message,
+                "task_instances": {},
+            }
 
     output = asyncio.run(main())
     if args.json:
@@ -170,7 +176,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if output["error"]:
             print(f"  error: {output['error']}")
         for label, ti in output["task_instances"].items():
-            print(f"  {label:<40} {str(ti['state']):<16} try {ti['try_number']}")
+            print(f"  {label:<40} {ti['state']!s:<16} try {ti['try_number']}")
     return 0 if output["state"] == "success" else 1
 
 
@@ -179,13 +185,13 @@ def _cancel(args: argparse.Namespace, settings: Settings) -> int:
     from temporalio.exceptions import CancelledError
     from temporalio.service import RPCError, RPCStatusCode
 
-    from workflows.client import connect, workflow_id
+    from infra.temporal import connect
 
     label = f"DAG run {args.dag_id} {args.run_id}"
 
     async def main() -> tuple[int, str]:
         client = await connect(settings)
-        handle = client.get_workflow_handle(workflow_id(args.dag_id, args.run_id))
+        handle = client.get_workflow_handle(dag_run_workflow_id(args.dag_id, args.run_id))
         try:
             description = await handle.describe()
         except RPCError as err:

@@ -12,7 +12,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import disable_created_metrics, start_http_server
 
-from bridge import temporal_metrics
+from infra import temporal_metrics
 from schemas.settings import Settings
 
 

@@ -8,15 +8,10 @@ from temporalio.client import Client, TLSConfig, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from schemas.ids import dag_run_workflow_id
+from schemas.names import DAG_RUN_WORKFLOW
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
-
-
-DAG_RUN_WORKFLOW = "DagRun"
-
-
-def workflow_id(dag_id: str, run_id: str) -> str:
-    return f"dagrun:{dag_id}:{run_id}"
 
 
 async def connect(settings: Settings) -> Client:
@@ -54,7 +49,7 @@ async def start_dag_run(
     return await client.start_workflow(
         DAG_RUN_WORKFLOW,
         request,
-        id=workflow_id(request.dag_id, request.run_id),
+        id=dag_run_workflow_id(request.dag_id, request.run_id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

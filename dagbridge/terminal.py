@@ -11,10 +11,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bridge.kafka import kafka_options
+from infra.kafka import kafka_options
+from schemas.ids import dag_run_workflow_id
 from schemas.messages import SCHEMA_VERSION, RunEvent, TaskEvent, TriggerMessage
 from schemas.settings import Settings
-from workflows.client import workflow_id
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class SentTrigger:
     run_id: str
 
     @property
-    def workflow_id(self) -> str:
-        return workflow_id(self.dag_id, self.run_id)
+    def dag_run_workflow_id(self) -> str:
+        return dag_run_workflow_id(self.dag_id, self.run_id)
 
 
 async def send_trigger(settings: Settings, message: TriggerMessage) -> SentTrigger:
@@ -35,9 +35,7 @@ async def send_trigger(settings: Settings, message: TriggerMessage) -> SentTrigg
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all")
     await producer.start()
     try:
-        sent = await producer.send_and_wait(
-            settings.trigger_topic, message.model_dump_json(exclude_none=True).encode()
-        )
+        sent = await producer.send_and_wait(settings.trigger_topic, message.model_dump_json(exclude_none=True).encode())
     finally:
         await producer.stop()
     run_id = message.run_id_at(sent.topic, sent.partition, sent.offset)
@@ -134,4 +132,3 @@ def describe(event: Event) -> str:
     )
     line = f"run   {event.dag_id} {event.run_id}: {event.state}" + (f" [{tasks}]" if tasks else "")
     return line + (f" ({event.error})" if event.error else "")
-

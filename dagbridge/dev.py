@@ -32,8 +32,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from bridge.local_stack import LOOPBACK, ServerStartError, TansuBroker, TemporalDevServer, free_port
-from bridge.terminal import describe, read_events, send_trigger, trigger_message
+from dagbridge.local_stack import LOOPBACK, ServerStartError, TansuBroker, TemporalDevServer, free_port
+from dagbridge.terminal import describe, read_events, send_trigger, trigger_message
 from schemas.messages import RunEvent
 from schemas.settings import Settings, env_var
 
@@ -59,7 +59,7 @@ class _Stopped(KeyboardInterrupt):
 
 def _port_of(address: str) -> int:
     """The port of a ``host:port`` setting (the first one of a bootstrap list)."""
-    return int(address.split(",")[0].rsplit(":", 1)[1])
+    return int(address.split(",", maxsplit=1)[0].rsplit(":", 1)[1])
 
 
 def _ensure_free(port: int, what: str) -> None:
@@ -86,7 +86,7 @@ class _Service:
     def start(self) -> None:
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", self.command],
+            [sys.executable, "-m", "dagbridge.cli", self.command],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -188,9 +188,7 @@ class DevStack:
 
     def _service_env(self, metrics_port: int) -> dict[str, str]:
         """This process's settings (flags included) for a child, pointed at the local servers."""
-        settings = self.client_settings.model_copy(
-            update={"metrics_host": LOOPBACK, "metrics_port": metrics_port}
-        )
+        settings = self.client_settings.model_copy(update={"metrics_host": LOOPBACK, "metrics_port": metrics_port})
         env = {k: v for k, v in os.environ.items() if not k.startswith("DAGBRIDGE_")}
         for name, value in settings.model_dump(mode="json").items():
             if value is not None:
@@ -289,6 +287,7 @@ async def run_demo(stack: DevStack) -> bool:
 
 def run_dev(settings: Settings, *, demo: bool, free_ports: bool, data_dir: Path | None) -> int:
     """Run until Ctrl-C or SIGTERM (exit 0), or until a service dies (exit 1)."""
+
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         raise _Stopped
 

@@ -16,9 +16,9 @@ from activities.dags import DagActivities
 from activities.events import EventActivities, EventPublisher
 from activities.limits import LimitActivities, PoolSizes
 from activities.tasks import TaskActivities, TaskProcessPool
-from bridge.metrics_server import serve_metrics
+from infra.metrics_server import serve_metrics
+from infra.temporal import connect
 from schemas.settings import Settings
-from workflows.client import connect
 from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
