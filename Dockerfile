@@ -11,7 +11,7 @@ WORKDIR /src
 # Dependencies first, from pyproject.toml alone: Airflow and its tree take minutes to install,
 # and this layer is then rebuilt only when the dependencies change, not with every code change.
 COPY pyproject.toml README.md ./
-ARG PACKAGES="schemas infra workflows activities bridge dagbridge"
+ARG PACKAGES="schemas infra airflow_adapter workflows activities bridge dagbridge"
 RUN for package in $PACKAGES; do mkdir "$package" && touch "$package/__init__.py"; done \
     && pip install . \
     && pip uninstall --yes dagbridge \
@@ -19,6 +19,7 @@ RUN for package in $PACKAGES; do mkdir "$package" && touch "$package/__init__.py
 
 COPY schemas/ schemas/
 COPY infra/ infra/
+COPY airflow_adapter/ airflow_adapter/
 COPY workflows/ workflows/
 COPY activities/ activities/
 COPY bridge/ bridge/

@@ -13,12 +13,11 @@ from typing import Any
 
 import structlog
 from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
-from airflow.sdk.api.datamodels._generated import TIRunContext
 from airflow.sdk.exceptions import TaskNotFound
-from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 from airflow.utils.state import TaskInstanceState
 
 from activities.task_process import environment_restored, get_dag
+from airflow_adapter.task_runtime import run_context, runtime_task_instance
 
 log = structlog.get_logger(logger_name="callbacks")
 
@@ -53,12 +52,10 @@ def _dag_callbacks(request: DagCallbackRequest) -> tuple[str, list[Callable], di
             # Airflow too runs the callback with the minimal context when the task is gone.
             log.warning("the run's last task is not in the DAG any more", task_id=from_server.last_ti.task_id)
         else:
-            ti = RuntimeTaskInstance.model_construct(
+            ti = runtime_task_instance(
+                context_from_server=run_context(dag_run=from_server.dag_run, max_tries=task.retries),
                 **from_server.last_ti.model_dump(exclude_unset=True),
                 task=task,
-                _ti_context_from_server=TIRunContext.model_construct(
-                    dag_run=from_server.dag_run, max_tries=task.retries
-                ),
             )
             context = ti.get_template_context()
             context["reason"] = request.msg
@@ -70,10 +67,10 @@ def _task_callbacks(request: TaskCallbackRequest) -> tuple[str, list[Callable], 
     retrying = request.task_callback_type is TaskInstanceState.UP_FOR_RETRY
     kind = "on_retry_callback" if retrying else "on_failure_callback"
     from_server = request.context_from_server
-    ti = RuntimeTaskInstance.model_construct(
+    ti = runtime_task_instance(
+        context_from_server=from_server,
         **request.ti.model_dump(exclude_unset=True),
         task=task,
-        _ti_context_from_server=from_server,
         max_tries=from_server.max_tries if from_server else None,
     )
     return kind, _as_list(getattr(task, kind)), ti.get_template_context()

@@ -22,12 +22,13 @@ import structlog
 from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
 from airflow.sdk.exceptions import AirflowTaskTerminated
 from airflow.sdk.execution_time.supervisor import set_supervisor_comms
-from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize, run
+from airflow.sdk.execution_time.task_runner import finalize, run
 from airflow.utils.state import TaskInstanceState
 
 from activities.dag_loader import DagLoader
 from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms
+from airflow_adapter.task_runtime import CallbackFailureLog, runtime_task_instance
 from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
 from schemas.settings import Settings
 
@@ -79,28 +80,6 @@ def environment_restored() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(environment)
-
-
-class CallbackFailureLog:
-    """The runner's logger, noting each task callback the runner reports as failed.
-
-    Airflow's runner catches an exception from a task callback and only logs it (the try's
-    outcome must not change); this is where dagbridge learns of it, to count it.
-    """
-
-    FAILED_CALLBACK_EVENT = "Failed to run task callback"
-
-    def __init__(self, log: Any) -> None:
-        self._log = log
-        self.failed: list[str] = []
-
-    def exception(self, event: str, *args: Any, **kw: Any) -> Any:
-        if event == self.FAILED_CALLBACK_EVENT:
-            self.failed.append(kw["kind"])
-        return self._log.exception(event, *args, **kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._log, name)
 
 
 def _stop_if_no_longer_permitted(signum: int, frame: object) -> None:
@@ -178,7 +157,8 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         start_date=start_date,
         task_reschedule_count=request.reschedule_count,
     )
-    ti = RuntimeTaskInstance.model_construct(
+    ti = runtime_task_instance(
+        context_from_server=ti_context,
         id=uuid.uuid5(_NAMESPACE, f"{ti_key}/{request.try_number}"),
         task_id=request.task_id,
         dag_id=run_info.dag_id,
@@ -188,7 +168,6 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         dag_version_id=uuid.uuid5(_NAMESPACE, run_info.dag_id),
         queue=task.queue,
         task=task,
-        _ti_context_from_server=ti_context,
         max_tries=request.max_tries,
         start_date=start_date,
         state=TaskInstanceState.RUNNING,

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+import airflow_adapter
 from activities.callbacks import CallbackActivities
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
@@ -19,7 +20,6 @@ from activities.tasks import TaskActivities, TaskProcessPool
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect
 from schemas.settings import Settings
-from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
 
@@ -32,7 +32,8 @@ MAX_HEARTBEAT_THROTTLE = timedelta(seconds=2)
 
 async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set; ``ready`` is set once the worker polls its task queue."""
-    install_workflow_clock()
+    # Before anything runs: fails at start, naming what changed, if Airflow is not the expected one.
+    airflow_adapter.install()
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
     client = await connect(settings)

@@ -6,9 +6,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 # Airflow reads its home at import; tests must never touch the user's ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dagbridge-tests-airflow-"))
@@ -21,25 +19,20 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+import airflow_adapter
 from dagbridge.worker import run_worker
-from infra.temporal import start_dag_run
 from schemas.names import CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW
-from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
+from tests.harness import TASK_QUEUE, TEST_DAGS, DagRunner
 from tests.servers import TemporalDevServer
-from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
 
 pytest_plugins = ["tests.bridge_fixtures"]
 
-TESTS = Path(__file__).parent
-TEST_DAGS = TESTS / "dags"
-TASK_QUEUE = "dagbridge-tests"
 # Pools the test worker declares (DAGBRIDGE_POOLS); each test uses its own, so runs of different
 # tests never share slots.
 TEST_POOLS = {"pair": 2, "single": 1, "killed_worker": 1, "renewed": 1, "terminated_holder": 1, "left_behind": 1}
-LOGICAL_DATE = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +61,7 @@ async def assert_every_history_replays(client: Client) -> None:
             f"WorkflowType = '{DAG_RUN_WORKFLOW}' OR WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
         )
     ]
-    install_workflow_clock()
+    airflow_adapter.install()
     replayer = Replayer(workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter)
     failures = {}
     for history in histories:
@@ -102,47 +95,6 @@ async def worker(worker_settings: Settings, temporal_client: Client) -> AsyncIte
     yield
     stop.set()
     await running
-
-
-class DagRunner:
-    """Starts DAG runs on the test worker and waits for their results."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self._count = 0
-
-    async def __call__(
-        self,
-        dag_id: str,
-        *,
-        run_id: str | None = None,
-        conf: dict[str, Any] | None = None,
-        serialized_dag: dict[str, Any] | None = None,
-        options: RunOptions | None = None,
-    ) -> DagRunResult:
-        handle = await self.start(dag_id, run_id=run_id, conf=conf, serialized_dag=serialized_dag, options=options)
-        return await handle.result()
-
-    async def start(
-        self,
-        dag_id: str,
-        *,
-        run_id: str | None = None,
-        conf: dict[str, Any] | None = None,
-        serialized_dag: dict[str, Any] | None = None,
-        options: RunOptions | None = None,
-        task_queue: str = TASK_QUEUE,
-    ):
-        self._count += 1
-        request = DagRunRequest(
-            dag_id=dag_id,
-            run_id=run_id or f"test__{os.getpid()}_{self._count}_{datetime.now(UTC):%H%M%S%f}",
-            logical_date=LOGICAL_DATE,
-            conf=conf or {},
-            serialized_dag=serialized_dag,
-            options=options or RunOptions(default_task_queue=TASK_QUEUE, task_heartbeat_timeout_seconds=5),
-        )
-        return await start_dag_run(self.client, request, task_queue)
 
 
 @pytest.fixture(scope="session")

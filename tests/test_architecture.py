@@ -1,4 +1,5 @@
-"""Dependencies point one way: schemas <- infra <- workflows | activities | bridge <- dagbridge.
+"""Dependencies point one way: schemas <- infra <- workflows | activities | bridge <- dagbridge,
+with ``airflow_adapter`` (every use of Airflow internals) below workflows and activities.
 
 ``workflows``, ``activities`` and ``bridge`` never import each other: a workflow calls activities
 by the names in ``schemas/names.py``, and the bridge starts workflows by name. Imports inside
@@ -18,10 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 ALLOWED: dict[str, set[str]] = {
     "schemas": set(),
     "infra": {"schemas"},
-    "workflows": {"schemas"},
-    "activities": {"schemas", "infra"},
+    "airflow_adapter": {"schemas"},
+    "workflows": {"schemas", "airflow_adapter"},
+    "activities": {"schemas", "infra", "airflow_adapter"},
     "bridge": {"schemas", "infra"},
-    "dagbridge": {"schemas", "infra", "workflows", "activities", "bridge"},
+    "dagbridge": {"schemas", "infra", "airflow_adapter", "workflows", "activities", "bridge"},
 }
 
 

@@ -14,6 +14,7 @@ from bridge.consumer import Outcome
 from bridge.dlq import ERROR_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from schemas.messages import RunEvent
 from schemas.settings import Settings
+from tests.bad_triggers import BAD_TRIGGERS
 from tests.bridge_fixtures import (
     committed_offsets,
     end_offsets,
@@ -24,7 +25,6 @@ from tests.bridge_fixtures import (
     unique,
     workflow_ids,
 )
-from tests.test_messages import BAD_TRIGGERS
 
 
 def trigger(dag_id: str = "bridge_noop", **fields: object) -> bytes:

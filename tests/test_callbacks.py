@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.registry import REGISTRY
 
 from schemas.runs import RunOptions
-from tests.conftest import LOGICAL_DATE, TASK_QUEUE, TEST_DAGS, DagRunner
+from tests.harness import LOGICAL_DATE, TASK_QUEUE, TEST_DAGS, DagRunner
 from tests.history import scheduled_activities
 
 CALLBACK_DAGS = TEST_DAGS / "callbacks"

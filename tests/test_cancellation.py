@@ -13,7 +13,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, Wor
 from temporalio.exceptions import CancelledError
 
 from schemas.settings import Settings
-from tests.conftest import DagRunner
+from tests.harness import DagRunner
 from tests.history import activity_endings, published_run_event
 from tests.processes import settings_environment
 

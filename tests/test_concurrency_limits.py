@@ -20,10 +20,9 @@ from schemas.names import CONCURRENCY_LIMIT_WORKFLOW
 from schemas.runs import RunOptions
 from schemas.settings import Settings
 from tests.bridge_fixtures import running_worker
-from tests.conftest import DagRunner
+from tests.harness import DagRunner, wait_until_running
 from tests.history import activity_times, scheduled_activities
 from tests.processes import WorkerProcess
-from tests.test_durability import wait_until_running
 from workflows.concurrency_limit import grants
 
 Interval = tuple[datetime, datetime]

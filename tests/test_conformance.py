@@ -16,7 +16,7 @@ from temporalio.client import Client
 from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunResult
 from schemas.settings import Settings
-from tests.conftest import LOGICAL_DATE, TEST_DAGS
+from tests.harness import LOGICAL_DATE, TEST_DAGS
 
 CONFORMANCE_DAGS = TEST_DAGS / "conformance"
 

@@ -7,12 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import WorkflowHandle
 
 from schemas.runs import RunOptions
 from schemas.settings import Settings
-from tests.conftest import DagRunner
+from tests.harness import DagRunner, wait_until_running
 from tests.processes import WorkerProcess
 
 QUEUE = "dagbridge-tests-durability"
@@ -24,19 +22,6 @@ def worker_processes(worker_settings: Settings, tmp_path: Path) -> Iterator[list
     yield started
     for worker in started:
         worker.terminate()
-
-
-async def wait_until_running(handle: WorkflowHandle, activity_id: str, timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            description = await handle.describe()
-            if any(
-                pending.activity_id == activity_id
-                and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                for pending in description.raw_description.pending_activities
-            ):
-                return
-            await asyncio.sleep(0.2)
 
 
 async def test_run_survives_worker_killed_mid_task(

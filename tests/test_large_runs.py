@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 import pytest
 from airflow.serialization.serialized_objects import DagSerialization
 
+import airflow_adapter
 from activities.dag_loader import DagLoader
 from schemas.runs import TaskState, TaskTryResult
-from tests.conftest import TEST_DAGS
 from tests.dags.large_inputs import WIDTH
+from tests.harness import TEST_DAGS
 from workflows.airflow_db import private_airflow_session
 from workflows.airflow_run import AirflowDagRun, ReadyTask
-from workflows.clock import install_workflow_clock
 
 PER_PASS = 8
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -25,7 +25,7 @@ NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def large_inputs() -> dict:
-    install_workflow_clock()
+    airflow_adapter.install()
     return DagSerialization.to_dict(DagLoader(TEST_DAGS).get_dag("large_inputs"))
 
 

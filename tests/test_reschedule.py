@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.api.enums.v1 import EventType
 
-from tests.conftest import DagRunner
+from tests.harness import DagRunner
 from tests.history import scheduled_activities
 
 

@@ -12,7 +12,7 @@ from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms, UnsupportedTaskRequest
 from schemas.runs import DagRunContext, RunTaskInstance, TaskTryRequest
 from schemas.settings import Settings
-from tests.conftest import TEST_DAGS
+from tests.harness import TEST_DAGS
 
 LOGICAL_DATE = datetime(2025, 3, 1, tzinfo=UTC)
 

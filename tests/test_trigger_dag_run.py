@@ -18,7 +18,7 @@ from infra.temporal import start_dag_run
 from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunRequest, DagRunResult
 from schemas.settings import Settings
-from tests.conftest import LOGICAL_DATE, TASK_QUEUE, TEST_DAGS, DagRunner
+from tests.harness import LOGICAL_DATE, TASK_QUEUE, TEST_DAGS, DagRunner
 
 
 async def test_waits_for_the_triggered_run_which_is_an_ordinary_dag_run(

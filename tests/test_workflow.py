@@ -15,8 +15,8 @@ from activities.dag_loader import DagLoader
 from dagbridge.worker import run_worker
 from schemas.runs import RunOptions, TaskState
 from schemas.settings import Settings
-from tests.conftest import TASK_QUEUE, TEST_DAGS, DagRunner
 from tests.dags.wide_mapping import WIDTH as WIDE_MAPPING
+from tests.harness import TASK_QUEUE, TEST_DAGS, DagRunner
 from tests.history import (
     activity_attempts,
     activity_input_sizes,

@@ -6,6 +6,7 @@ Airflow's patched ``utcnow``) and the private database. The workflow decides whe
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,9 @@ from airflow.utils.types import DagRunTriggeredByType, DagRunType
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from airflow_adapter import require_installed
+from airflow_adapter.dag_run_hooks import expand_next_slice, focus_scheduling
+from airflow_adapter.expansion import ExpansionSlices, expanding_in_slices
 from schemas.runs import (
     DagRunContext,
     DagRunResult,
@@ -34,7 +38,6 @@ from schemas.runs import (
     TaskTryResult,
 )
 from workflows.airflow_db import database_image
-from workflows.mapped_expansion import ExpansionSlices, expanding_in_slices, install_sliced_expansion
 
 BUNDLE_NAME = "dagbridge"
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
@@ -72,7 +75,7 @@ class AirflowDagRun:
         """``per_pass``: task instances one scheduling pass may create and check. Airflow does
         both one task instance at a time, about a millisecond each, and Temporal's SDK fails a
         workflow task that holds the worker's thread for 2 s; the rest wait for the next pass."""
-        install_sliced_expansion()
+        require_installed()
         self._session = session
         self.dag = dag
         self._dag_run = dag_run
@@ -105,7 +108,7 @@ class AirflowDagRun:
         self._checks_left = 0
         self._expansions = ExpansionSlices(per_pass)
         self._expansions.recover(dag, dag_run.run_id, session)
-        self._focus_airflow_on_changes()
+        focus_scheduling(dag_run, self)
         self._load_task_instances()
         self.dag_callback: DagCallbackRequest | None = None
 
@@ -156,6 +159,11 @@ class AirflowDagRun:
         dag = DagSerialization.from_dict(serialized_dag)
         dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
         return cls(session, dag, dag_run, per_pass=per_pass)
+
+    @property
+    def airflow_dag_run(self) -> DagRun:
+        """Airflow's own object for the run, its scheduling passes focused by this one."""
+        return self._dag_run
 
     def database_image(self) -> bytes:
         return database_image(self._session)
@@ -245,11 +253,9 @@ class AirflowDagRun:
             dag_version_id = self._session.scalar(
                 self._in_this_run(select(TaskInstance.dag_version_id)).where(TaskInstance.task_id == task_id).limit(1)
             )
-            revised = self._dag_run._revise_map_indexes_if_mapped(
-                self.dag.get_task(task_id), dag_version_id=dag_version_id, session=self._session
+            expand_next_slice(
+                self._dag_run, self.dag.get_task(task_id), dag_version_id=dag_version_id, session=self._session
             )
-            for _ in revised:
-                pass
         if not self._expansions.unfinished and self._held_back:
             self._unchecked |= self._held_back
             self._held_back.clear()
@@ -285,55 +291,35 @@ class AirflowDagRun:
             )
         self._loaded = [by_id[ti_id] for ti_id in ids]
 
-    def _focus_airflow_on_changes(self) -> None:
-        """Let Airflow's scheduling pass look only at task instances that can have become ready.
+    # What Airflow's scheduling pass asks the run (airflow_adapter.dag_run_hooks.SchedulingFocus).
+    # Airflow checks every waiting task instance against every finished one in each pass, which
+    # grows with the square of the DAG's size. Whether a task instance's dependencies are met only
+    # changes when one of its upstream tasks (or their setups) changes state or when time passes
+    # (retry and reschedule waits), so the others are left out of the dependency check; everything
+    # else update_state does (expansion, the run's state) is unchanged.
 
-        Airflow checks every waiting task instance against every finished one in each pass,
-        which grows with the square of the DAG's size. Whether a task instance's dependencies
-        are met only changes when one of its upstream tasks (or their setups) changes state or
-        when time passes (retry and reschedule waits), so the others are left out of the
-        dependency check; everything else update_state does (expansion, the run's state) is
-        unchanged.
-        """
-        dag_run = self._dag_run
-        check_ready = dag_run._get_ready_tis
-        check_premature = dag_run._are_premature_tis
-        revise_map_indexes = dag_run._revise_map_indexes_if_mapped
+    def checked_now(self, schedulable: list[TaskInstance]) -> list[TaskInstance]:
+        candidates = [ti for ti in schedulable if self._may_be_ready(ti)]
+        checked = candidates[: self._checks_left]
+        self._checks_left -= len(checked)
+        self._unchecked = {(ti.task_id, ti.map_index) for ti in candidates[len(checked) :]}
+        return checked
 
-        def get_ready_tis(schedulable_tis, finished_tis, session):
-            candidates = [ti for ti in schedulable_tis if self._may_be_ready(ti)]
-            checked = candidates[: self._checks_left]
-            self._checks_left -= len(checked)
-            self._unchecked = {(ti.task_id, ti.map_index) for ti in candidates[len(checked) :]}
-            # Airflow's dependency checks only look at finished relatives of the task instance.
-            relevant = set().union(*(self._relatives_of(ti.task_id) for ti in checked))
-            return check_ready(checked, [ti for ti in finished_tis if ti.task_id in relevant], session)
+    def keeps_run_going(self, unfinished: list[TaskInstance]) -> bool:
+        # A task instance the workflow is running, or one a later pass will create or check,
+        # makes the run not deadlocked; Airflow would find the same by checking every one.
+        return self.scheduling_unfinished or any(ti.state in IN_FLIGHT_STATES for ti in unfinished)
 
-        def are_premature_tis(unfinished_tis, finished_tis, session):
-            # A task instance the workflow is running, or one a later pass will create or check,
-            # makes the run not deadlocked; Airflow would find the same by checking every one.
-            if self.scheduling_unfinished or any(ti.state in IN_FLIGHT_STATES for ti in unfinished_tis):
-                return True, False
-            return check_premature(unfinished_tis, finished_tis, session)
+    def expansion_session(self, session: Session) -> AbstractContextManager[Session]:
+        return self._expansions.capping(session)
 
-        def revise_map_indexes_in_slices(task, *, dag_version_id, session):
-            with self._expansions.capping(session) as expansion_session:
-                created = list(revise_map_indexes(task, dag_version_id=dag_version_id, session=expansion_session))
-            yield from created
-
-        def get_task_instances(state=None, *, session=None):
-            wanted = None if state is None else ({state} if isinstance(state, str) else set(state))
-            return [ti for ti in self._loaded if wanted is None or ti.state in wanted]
-
-        dag_run._get_ready_tis = get_ready_tis
-        dag_run._are_premature_tis = are_premature_tis
-        dag_run._revise_map_indexes_if_mapped = revise_map_indexes_in_slices
-        dag_run.get_task_instances = get_task_instances
+    def task_instances(self) -> list[TaskInstance]:
+        return self._loaded
 
     def _may_be_ready(self, ti: TaskInstance) -> bool:
         key = (ti.task_id, ti.map_index)
         expanding = self._expansions.unfinished
-        if expanding and not self._relatives_of(ti.task_id).isdisjoint(expanding):
+        if expanding and not self.relatives_of(ti.task_id).isdisjoint(expanding):
             # Airflow would count the upstream task instances that exist so far as all of them.
             self._held_back.add(key)
             return False
@@ -344,10 +330,10 @@ class AirflowDagRun:
             or self._states_seen.get(key, "unseen") == "unseen"
         ):
             return True
-        relatives = self._relatives_of(ti.task_id)
+        relatives = self.relatives_of(ti.task_id)
         return not relatives or not relatives.isdisjoint(self._changed_task_ids)
 
-    def _relatives_of(self, task_id: str) -> frozenset[str]:
+    def relatives_of(self, task_id: str) -> frozenset[str]:
         """The tasks whose state Airflow's dependency checks of this task look at."""
         relatives = self._relatives.get(task_id)
         if relatives is None:

@@ -16,7 +16,6 @@ instances from the rows that exist.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +27,9 @@ from airflow.serialization.definitions import mappedoperator
 from airflow.serialization.definitions.mappedoperator import SerializedMappedOperator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+GET_MAPPED_TI_COUNT = "airflow.serialization.definitions.mappedoperator.get_mapped_ti_count"
+EXPAND_MAPPED_TASK = "airflow.models.taskmap.TaskMap.expand_mapped_task"
 
 
 class ExpansionSlices:
@@ -108,8 +110,6 @@ class _AddingInBulk:
 
 
 _scheduling: ContextVar[ExpansionSlices | None] = ContextVar("dagbridge_expansion_slices", default=None)
-_installed = False
-_install_lock = threading.Lock()
 
 
 @contextmanager
@@ -122,28 +122,31 @@ def expanding_in_slices(slices: ExpansionSlices) -> Iterator[None]:
         _scheduling.reset(token)
 
 
-def install_sliced_expansion() -> None:
-    """Wrap Airflow's expansion so it honours ``expanding_in_slices``; a no-op anywhere else. Idempotent."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        original_count = mappedoperator.get_mapped_ti_count
-        original_expand = TaskMap.expand_mapped_task.__func__
+def install_sliced_expansion() -> dict[str, Any]:
+    """Wrap Airflow's expansion so it honours ``expanding_in_slices``; a no-op anywhere else.
 
-        def get_mapped_ti_count(task: Any, run_id: str, *, session: Session) -> int:
-            total = original_count(task, run_id, session=session)
-            slices = _scheduling.get()
-            return total if slices is None else slices.length(task, run_id, total, session)
+    Returns the replaced functions by the name ``check`` knows them by.
+    """
+    original_count = mappedoperator.get_mapped_ti_count
+    original_expand_method = TaskMap.expand_mapped_task
+    original_expand = original_expand_method.__func__
 
-        def expand_mapped_task(cls: type[TaskMap], task: Any, run_id: str, *, session: Session) -> Any:
-            slices = _scheduling.get()
-            if slices is None:
-                return original_expand(cls, task, run_id, session=session)
-            with slices.capping(session) as expansion_session:
-                return original_expand(cls, task, run_id, session=expansion_session)
+    def get_mapped_ti_count(task: Any, run_id: str, *, session: Session) -> int:
+        total: int = original_count(task, run_id, session=session)
+        slices = _scheduling.get()
+        return total if slices is None else slices.length(task, run_id, total, session)
 
-        # Airflow's expansion imports the function from its module at call time.
-        mappedoperator.get_mapped_ti_count = get_mapped_ti_count
-        TaskMap.expand_mapped_task = classmethod(expand_mapped_task)
-        _installed = True
+    def expand_mapped_task(cls: type[TaskMap], task: Any, run_id: str, *, session: Session) -> Any:
+        slices = _scheduling.get()
+        if slices is None:
+            return original_expand(cls, task, run_id, session=session)
+        with slices.capping(session) as expansion_session:
+            return original_expand(cls, task, run_id, session=expansion_session)
+
+    # Airflow's expansion imports the function from its module at call time.
+    mappedoperator.get_mapped_ti_count = get_mapped_ti_count
+    TaskMap.expand_mapped_task = classmethod(expand_mapped_task)  # type: ignore[assignment,method-assign]
+    return {
+        GET_MAPPED_TI_COUNT: original_count,
+        EXPAND_MAPPED_TASK: original_expand_method,
+    }

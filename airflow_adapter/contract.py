@@ -1,0 +1,122 @@
+"""What the adapter expects of Airflow: each internal name, and the shape it was written against.
+
+Signatures are compared without annotations (Airflow's are strings that change with its typing
+style, not its behaviour): parameter names, kinds and defaults are what the adapter's calls and
+replacements depend on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_adapter.dag_run_hooks import ARE_PREMATURE_TIS, GET_READY_TIS, GET_TASK_INSTANCES, REVISE_MAP_INDEXES
+from airflow_adapter.expansion import EXPAND_MAPPED_TASK, GET_MAPPED_TI_COUNT
+from airflow_adapter.task_runtime import (
+    CONTEXT_FROM_SERVER,
+    FAILED_CALLBACK_EVENT,
+    RUNTIME_TASK_INSTANCE,
+    TASK_CALLBACKS,
+)
+
+UTCNOW = "airflow._shared.timezones.timezone.utcnow"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A function or method the adapter replaces, hooks or calls: it must take these parameters."""
+
+    name: str
+    parameters: str
+
+    def problem(self, originals: dict[str, Any]) -> str | None:
+        target = originals[self.name] if self.name in originals else resolve(self.name)
+        if target is None:
+            return f"{self.name} does not exist"
+        found = unannotated_signature(target)
+        if found != self.parameters:
+            return f"{self.name} takes {found}, the adapter was written for {self.parameters}"
+        return None
+
+
+@dataclass(frozen=True)
+class PrivateField:
+    """A private attribute of a pydantic model the adapter sets when it builds one."""
+
+    model: str
+    field: str
+
+    def problem(self, originals: dict[str, Any]) -> str | None:
+        model = resolve(self.model)
+        if self.field not in getattr(model, "__private_attributes__", {}):
+            return f"{self.model} has no private field {self.field}"
+        return None
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """A log event of Airflow's the adapter recognises by its text."""
+
+    function: str
+    event: str
+
+    def problem(self, originals: dict[str, Any]) -> str | None:
+        function = resolve(self.function)
+        if function is None or f'"{self.event}"' not in inspect.getsource(function):
+            return f"{self.function} no longer logs {self.event!r}"
+        return None
+
+
+EXPECTATIONS: tuple[Signature | PrivateField | LogEvent, ...] = (
+    # The workflow clock (clock.py).
+    Signature(UTCNOW, "()"),
+    # Mapped tasks expanded a slice at a time (expansion.py).
+    Signature(GET_MAPPED_TI_COUNT, "(task, run_id, *, session)"),
+    Signature(EXPAND_MAPPED_TASK, "(task, run_id, *, session)"),
+    # A run's scheduling pass focused on what changed (dag_run_hooks.py).
+    Signature(GET_READY_TIS, "(self, schedulable_tis, finished_tis, session)"),
+    Signature(ARE_PREMATURE_TIS, "(self, unfinished_tis, finished_tis, session)"),
+    Signature(REVISE_MAP_INDEXES, "(self, task, *, dag_version_id, session)"),
+    Signature(GET_TASK_INSTANCES, "(self, state=None, *, session=None)"),
+    # A try run by Airflow's runner outside its supervisor (task_runtime.py).
+    PrivateField(RUNTIME_TASK_INSTANCE, CONTEXT_FROM_SERVER),
+    Signature("airflow.sdk.execution_time.task_runner.run", "(ti, context, log)"),
+    Signature("airflow.sdk.execution_time.task_runner.finalize", "(ti, state, context, log, error=None)"),
+    Signature("airflow.sdk.execution_time.supervisor.set_supervisor_comms", "(temp_comms)"),
+    LogEvent(TASK_CALLBACKS, FAILED_CALLBACK_EVENT),
+)
+
+
+def problems(expectations: tuple[Signature | PrivateField | LogEvent, ...], originals: dict[str, Any]) -> list[str]:
+    """What does not hold of ``expectations``; ``originals`` stand in for names already replaced."""
+    return [problem for expectation in expectations if (problem := expectation.problem(originals)) is not None]
+
+
+def resolve(dotted: str) -> Any:
+    """The object a dotted name points at (module, then attributes), or None if it is missing."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            target: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            target = getattr(target, attribute, None)
+            if target is None:
+                return None
+        return target
+    return None
+
+
+def unannotated_signature(function: Any) -> str:
+    signature = inspect.signature(function)
+    return str(
+        signature.replace(
+            parameters=[
+                parameter.replace(annotation=inspect.Parameter.empty) for parameter in signature.parameters.values()
+            ],
+            return_annotation=inspect.Signature.empty,
+        )
+    )
