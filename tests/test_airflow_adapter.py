@@ -35,6 +35,7 @@ from schemas.runs import TaskState, TaskTryResult
 from tests.harness import TEST_DAGS
 from workflows.airflow_db import private_airflow_session
 from workflows.airflow_run import AirflowDagRun
+from workflows.scheduling_focus import FocusedScheduling
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 WORKFLOW_TIME = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
@@ -116,13 +117,13 @@ class _Calls:
         self.names: set[str] = set()
 
     def spy(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-        original = getattr(AirflowDagRun, name)
+        original = getattr(FocusedScheduling, name)
 
-        def called(run: AirflowDagRun, *args: Any, **kwargs: Any) -> Any:
+        def called(focus: FocusedScheduling, *args: Any, **kwargs: Any) -> Any:
             self.names.add(name)
-            return original(run, *args, **kwargs)
+            return original(focus, *args, **kwargs)
 
-        monkeypatch.setattr(AirflowDagRun, name, called)
+        monkeypatch.setattr(FocusedScheduling, name, called)
 
 
 def test_every_scheduling_hook_is_asked_by_airflows_pass(monkeypatch: pytest.MonkeyPatch, wide_mapping: dict) -> None:

@@ -17,7 +17,8 @@ from schemas.runs import TaskState, TaskTryResult
 from tests.dags.large_inputs import WIDTH
 from tests.harness import TEST_DAGS
 from workflows.airflow_db import private_airflow_session
-from workflows.airflow_run import AirflowDagRun, ReadyTask
+from workflows.airflow_run import AirflowDagRun
+from workflows.ready_tasks import ReadyTask
 
 PER_PASS = 8
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

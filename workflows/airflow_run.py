@@ -6,30 +6,20 @@ Airflow's patched ``utcnow``) and the private database. The workflow decides whe
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DagRunData
 from airflow.api_fastapi.execution_api.datamodels.taskinstance import TIRunContext
 from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
-from airflow.models.dag import DagModel
-from airflow.models.dagbundle import DagBundleModel
 from airflow.models.dagrun import DagRun
-from airflow.models.serialized_dag import SerializedDagModel
-from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskmap import TaskMap
 from airflow.models.taskreschedule import TaskReschedule
-from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
 from airflow.utils.state import DagRunState, State, TaskInstanceState
-from airflow.utils.types import DagRunTriggeredByType, DagRunType
-from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from airflow_adapter import require_installed
-from airflow_adapter.dag_run_hooks import expand_next_slice, focus_scheduling
-from airflow_adapter.expansion import ExpansionSlices, expanding_in_slices
+from airflow_adapter.expansion import expanding_in_slices
 from schemas.runs import (
     DagRunContext,
     DagRunResult,
@@ -38,13 +28,13 @@ from schemas.runs import (
     TaskTryResult,
 )
 from workflows.airflow_db import database_image
+from workflows.dag_graph import DagGraph
+from workflows.dag_run_setup import BUNDLE_NAME, create_airflow_dag_run, find_airflow_dag_run
+from workflows.ready_tasks import ReadyTask, ReadyTasks
+from workflows.run_task_instances import RunTaskInstances
+from workflows.scheduling_focus import FocusedScheduling
 
-BUNDLE_NAME = "dagbridge"
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
-IN_FLIGHT_STATES = frozenset({TaskInstanceState.SCHEDULED, TaskInstanceState.QUEUED, TaskInstanceState.RUNNING})
-TIMED_STATES = frozenset({TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE})
-# New task instances are loaded by primary key, this many per statement (one bound parameter each).
-LOAD_BATCH = 500
 # What Airflow's set_dag_run_state_to_failed counts as running (airflow/api/common/mark_tasks.py).
 ACTIVE_TASK_STATES = frozenset(
     {
@@ -56,60 +46,21 @@ ACTIVE_TASK_STATES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class ReadyTask:
-    """A task instance Airflow has scheduled: it needs an activity once its slots are free."""
-
-    task_id: str
-    map_index: int
-    try_number: int
-    max_tries: int
-    queue: str
-    priority_weight: int
-    reschedule_count: int = 0
-    first_reschedule_start_date: datetime | None = None
-
-
 class AirflowDagRun:
+    """The run as Airflow's scheduler and execution API would keep it: scheduling passes hand out
+    ready task instances, tries' outcomes are recorded, and the run is ended Airflow's way."""
+
     def __init__(self, session: Session, dag: Any, dag_run: DagRun, *, per_pass: int) -> None:
-        """``per_pass``: task instances one scheduling pass may create and check. Airflow does
-        both one task instance at a time, about a millisecond each, and Temporal's SDK fails a
-        workflow task that holds the worker's thread for 2 s; the rest wait for the next pass."""
+        """``per_pass``: task instances one scheduling pass may create and check (see ``FocusedScheduling``)."""
         require_installed()
         self._session = session
         self.dag = dag
         self._dag_run = dag_run
-        # Task instance states as the previous scheduling pass left them: what changed since
-        # tells which task instances Airflow needs to look at again.
-        self._states_seen: dict[tuple[str, int], str | None] = {}
-        self._changed_task_ids: set[str] = set()
-        self._relatives: dict[str, frozenset[str]] = {}
-        self._queues: dict[str, str] = {}
-        self._ready_tasks: dict[tuple[str, int], ReadyTask] = {}
-        self._upstream: dict[str, frozenset[str]] = {}
-        # The session's identity map only holds objects weakly: without a reference, every pass
-        # would rebuild all task instance objects from their rows.
-        self._loaded: list[TaskInstance] = []
-        # Task instances whose current try has poked and rescheduled before: only theirs have
-        # TaskReschedule rows to read when they are scheduled again.
-        self._rescheduled: set[tuple[str, int]] = {
-            (task_id, map_index)
-            for task_id, map_index in session.execute(
-                self._in_this_run(select(TaskInstance.task_id, TaskInstance.map_index))
-                .join(TaskReschedule, TaskReschedule.ti_id == TaskInstance.id)
-                .distinct()
-            )
-        }
-        # Task instances left unchecked by a pass that used up its checks, and those held back
-        # until the expansion of a mapped task they depend on is finished.
-        self._unchecked: set[tuple[str, int]] = set()
-        self._held_back: set[tuple[str, int]] = set()
-        self._per_pass = per_pass
-        self._checks_left = 0
-        self._expansions = ExpansionSlices(per_pass)
-        self._expansions.recover(dag, dag_run.run_id, session)
-        focus_scheduling(dag_run, self)
-        self._load_task_instances()
+        self.graph = DagGraph(dag)
+        self._task_instances = RunTaskInstances(session, dag_run)
+        self._ready = ReadyTasks(self.graph, self._task_instances)
+        self._focus = FocusedScheduling(session, dag_run, self.graph, self._task_instances, per_pass=per_pass)
+        self._task_instances.load()
         self.dag_callback: DagCallbackRequest | None = None
 
     @classmethod
@@ -129,35 +80,15 @@ class AirflowDagRun:
         Raises ``ValueError`` (Airflow's own) when the run_id is not acceptable or the conf fails
         the DAG's ``Param`` validation.
         """
-        dag_id = serialized_dag["dag"]["dag_id"]
-        session.add(DagBundleModel(name=BUNDLE_NAME))
-        # Airflow's callback requests name the DAG's file, where its DAG processor runs them.
-        fileloc = serialized_dag["dag"].get("relative_fileloc") or ""
-        session.add(DagModel(dag_id=dag_id, bundle_name=BUNDLE_NAME, relative_fileloc=fileloc))
-        session.flush()
-        SerializedDagModel.write_dag(LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session)
-        dag = DagSerialization.from_dict(serialized_dag)
-        data_interval = dag.timetable.infer_manual_data_interval(run_after=logical_date) if logical_date else None
-        dag_run = dag.create_dagrun(
-            run_id=run_id,
-            logical_date=logical_date,
-            data_interval=data_interval,
-            run_after=logical_date or now,
-            conf=conf,
-            run_type=DagRunType.MANUAL,
-            triggered_by=DagRunTriggeredByType.REST_API,
-            state=DagRunState.RUNNING,
-            start_date=now,
-            session=session,
+        dag, dag_run = create_airflow_dag_run(
+            session, serialized_dag=serialized_dag, run_id=run_id, logical_date=logical_date, conf=conf, now=now
         )
-        session.flush()
         return cls(session, dag, dag_run, per_pass=per_pass)
 
     @classmethod
     def resume(cls, session: Session, *, serialized_dag: dict[str, Any], run_id: str, per_pass: int) -> AirflowDagRun:
         """The run as a database image taken by an earlier workflow of the same run left it."""
-        dag = DagSerialization.from_dict(serialized_dag)
-        dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
+        dag, dag_run = find_airflow_dag_run(session, serialized_dag=serialized_dag, run_id=run_id)
         return cls(session, dag, dag_run, per_pass=per_pass)
 
     @property
@@ -201,14 +132,13 @@ class AirflowDagRun:
         A pass does a bounded amount of work (``per_pass``); while
         ``scheduling_unfinished`` is true, the workflow calls again soon even if no try ended.
         """
-        with expanding_in_slices(self._expansions):
-            self._checks_left = self._per_pass
-            self._continue_expansions()
+        with expanding_in_slices(self._focus.expansions):
+            self._focus.begin_pass()
             return self._schedule()
 
     def _schedule(self) -> list[ReadyTask]:
         while True:
-            states_before = self._take_changes()
+            states_before = self._focus.take_changes()
             self._dag_run.dag = self.dag
             schedulable, dag_callback = self._dag_run.update_state(session=self._session, execute_callbacks=False)
             if dag_callback is not None:
@@ -216,183 +146,49 @@ class AirflowDagRun:
                 self.dag_callback = dag_callback
             if self.finished:
                 return []
-            decided_by_airflow = self._state_map() != states_before
+            decided_by_airflow = self._task_instances.state_map() != states_before
             newly_scheduled = 0
             if schedulable:
-                waiting_before = self._count(TaskInstanceState.SCHEDULED)
+                waiting_before = self._task_instances.count(TaskInstanceState.SCHEDULED)
                 self._dag_run.schedule_tis(schedulable, session=self._session)
                 # schedule_tis updates rows in bulk without refreshing the objects it was given.
                 for ti in schedulable:
                     self._session.expire(ti)
-                newly_scheduled = self._count(TaskInstanceState.SCHEDULED) - waiting_before
+                newly_scheduled = self._task_instances.count(TaskInstanceState.SCHEDULED) - waiting_before
             # Scheduling tasks decides nothing new; anything else Airflow changed (a skip, an
             # upstream_failed, an EmptyOperator it finished itself) may, so ask again.
             if not decided_by_airflow and newly_scheduled == len(schedulable):
                 break
         # Stable: task instances are loaded in (task_id, map_index) order.
-        return sorted(self._scheduled(), key=lambda task: -task.priority_weight)
+        return sorted(self._ready.scheduled(), key=lambda task: -task.priority_weight)
 
     @property
     def scheduling_unfinished(self) -> bool:
         """Whether task instances wait to be created or checked by the next scheduling pass."""
-        return bool(self._unchecked or self._expansions.unfinished)
+        return self._focus.unfinished
 
     @property
     def size(self) -> int:
         """How many task instances the run has now."""
-        return len(self._loaded)
+        return len(self._task_instances.loaded)
 
     @property
     def expanding_lengths(self) -> dict[str, int]:
         """Mapped tasks whose expansion is not finished yet, with the length they will reach."""
-        return self._expansions.unfinished
-
-    def _continue_expansions(self) -> None:
-        """Create the next slice of each mapped task whose expansion is not finished yet."""
-        for task_id in sorted(self._expansions.unfinished):
-            dag_version_id = self._session.scalar(
-                self._in_this_run(select(TaskInstance.dag_version_id)).where(TaskInstance.task_id == task_id).limit(1)
-            )
-            expand_next_slice(
-                self._dag_run, self.dag.get_task(task_id), dag_version_id=dag_version_id, session=self._session
-            )
-        if not self._expansions.unfinished and self._held_back:
-            self._unchecked |= self._held_back
-            self._held_back.clear()
-
-    def _take_changes(self) -> dict[tuple[str, int], str | None]:
-        """The states now, remembering which tasks changed since the previous pass looked."""
-        self._load_task_instances()
-        states = self._state_map()
-        self._changed_task_ids = {
-            task_id
-            for (task_id, map_index), state in states.items()
-            if self._states_seen.get((task_id, map_index), "unseen") != state
-        }
-        self._states_seen = states
-        return states
-
-    def _load_task_instances(self) -> None:
-        """Keep every task instance of the run loaded, reloading only when their number changed.
-
-        Airflow adds task instances while scheduling (mapped tasks expand); the loaded objects
-        are the session's own, so state changes made through them or through ``record`` show.
-        """
-        if self._count() == len(self._loaded):
-            return
-        # Only the new rows are loaded: building a task instance from its row is what costs.
-        by_id = {ti.id: ti for ti in self._loaded}
-        ids = list(self._session.scalars(self._in_this_run(select(TaskInstance.id))))
-        new_ids = [ti_id for ti_id in ids if ti_id not in by_id]
-        for start in range(0, len(new_ids), LOAD_BATCH):
-            batch = new_ids[start : start + LOAD_BATCH]
-            by_id.update(
-                (ti.id, ti) for ti in self._session.scalars(select(TaskInstance).where(TaskInstance.id.in_(batch)))
-            )
-        self._loaded = [by_id[ti_id] for ti_id in ids]
-
-    # What Airflow's scheduling pass asks the run (airflow_adapter.dag_run_hooks.SchedulingFocus).
-    # Airflow checks every waiting task instance against every finished one in each pass, which
-    # grows with the square of the DAG's size. Whether a task instance's dependencies are met only
-    # changes when one of its upstream tasks (or their setups) changes state or when time passes
-    # (retry and reschedule waits), so the others are left out of the dependency check; everything
-    # else update_state does (expansion, the run's state) is unchanged.
-
-    def checked_now(self, schedulable: list[TaskInstance]) -> list[TaskInstance]:
-        candidates = [ti for ti in schedulable if self._may_be_ready(ti)]
-        checked = candidates[: self._checks_left]
-        self._checks_left -= len(checked)
-        self._unchecked = {(ti.task_id, ti.map_index) for ti in candidates[len(checked) :]}
-        return checked
-
-    def keeps_run_going(self, unfinished: list[TaskInstance]) -> bool:
-        # A task instance the workflow is running, or one a later pass will create or check,
-        # makes the run not deadlocked; Airflow would find the same by checking every one.
-        return self.scheduling_unfinished or any(ti.state in IN_FLIGHT_STATES for ti in unfinished)
-
-    def expansion_session(self, session: Session) -> AbstractContextManager[Session]:
-        return self._expansions.capping(session)
-
-    def task_instances(self) -> list[TaskInstance]:
-        return self._loaded
-
-    def _may_be_ready(self, ti: TaskInstance) -> bool:
-        key = (ti.task_id, ti.map_index)
-        expanding = self._expansions.unfinished
-        if expanding and not self.relatives_of(ti.task_id).isdisjoint(expanding):
-            # Airflow would count the upstream task instances that exist so far as all of them.
-            self._held_back.add(key)
-            return False
-        if (
-            key in self._unchecked
-            or ti.state in TIMED_STATES
-            or ti.task_id in self._changed_task_ids
-            or self._states_seen.get(key, "unseen") == "unseen"
-        ):
-            return True
-        relatives = self.relatives_of(ti.task_id)
-        return not relatives or not relatives.isdisjoint(self._changed_task_ids)
-
-    def relatives_of(self, task_id: str) -> frozenset[str]:
-        """The tasks whose state Airflow's dependency checks of this task look at."""
-        relatives = self._relatives.get(task_id)
-        if relatives is None:
-            task = self.dag.get_task(task_id)
-            relatives = frozenset(task.upstream_task_ids) | {
-                relative.task_id for relative in task.get_upstreams_only_setups_and_teardowns()
-            }
-            self._relatives[task_id] = relatives
-        return relatives
+        return self._focus.expansions.unfinished
 
     def task_instance_states(self) -> dict[str, list[tuple[int, str | None]]]:
         """Task id -> (map index, state) of each of its task instances, in map index order."""
-        by_task: dict[str, list[tuple[int, str | None]]] = {}
-        for ti in self._loaded:
-            by_task.setdefault(ti.task_id, []).append((ti.map_index, ti.state))
-        return by_task
-
-    def _state_map(self) -> dict[tuple[str, int], str | None]:
-        return {(ti.task_id, ti.map_index): ti.state for ti in self._loaded}
-
-    def _scheduled(self) -> list[ReadyTask]:
-        # From the loaded objects: tasks waiting for slots are scheduled again at every pass.
-        self._load_task_instances()
-        scheduled = []
-        for ti in self._loaded:
-            if ti.state != TaskInstanceState.SCHEDULED:
-                continue
-            key = (ti.task_id, ti.map_index)
-            ready = self._ready_tasks.get(key)
-            # Built once per try: tasks that wait for slots are in every pass's list.
-            if ready is None or ready.try_number != ti.try_number or key in self._rescheduled:
-                reschedules = self._reschedules(ti) if key in self._rescheduled else []
-                ready = self._ready_tasks[key] = ReadyTask(
-                    task_id=ti.task_id,
-                    map_index=ti.map_index,
-                    try_number=ti.try_number,
-                    max_tries=ti.max_tries,
-                    queue=self._queue_of(ti.task_id),
-                    priority_weight=ti.priority_weight or 0,
-                    reschedule_count=len(reschedules),
-                    first_reschedule_start_date=reschedules[0].start_date if reschedules else None,
-                )
-            scheduled.append(ready)
-        return scheduled
-
-    def _queue_of(self, task_id: str) -> str:
-        queue = self._queues.get(task_id)
-        if queue is None:
-            queue = self._queues[task_id] = self.dag.get_task(task_id).queue
-        return queue
+        return self._task_instances.states_by_task()
 
     def start(self, task: ReadyTask) -> None:
         """The task's try is handed to an activity: this workflow is its executor."""
-        self._task_instance(task.task_id, task.map_index).state = TaskInstanceState.RUNNING
+        self._task_instances.one(task.task_id, task.map_index).state = TaskInstanceState.RUNNING
         self._session.flush()
 
     def record(self, result: TaskTryResult) -> None:
         """Store how a try ended, the way Airflow's execution API would."""
-        ti = self._task_instance(result.task_id, result.map_index)
+        ti = self._task_instances.one(result.task_id, result.map_index)
         ti.state = TaskInstanceState(result.state.value)
         ti.start_date = result.start_date
         ti.end_date = result.end_date
@@ -403,11 +199,11 @@ class AirflowDagRun:
             ti.retry_delay_override = result.retry_delay_seconds
             # As Airflow's execution API does: the next try starts without this one's reschedules.
             ti.prepare_db_for_next_try(self._session)
-            self._rescheduled.discard((ti.task_id, ti.map_index))
+            self._ready.rescheduled.discard((ti.task_id, ti.map_index))
         if result.state is TaskState.UP_FOR_RESCHEDULE:
             # What Airflow's ReadyToRescheduleDep waits for, and where the sensor's timeout counts from.
             self._session.add(TaskReschedule(ti.id, result.start_date, result.end_date, result.reschedule_date))
-            self._rescheduled.add((ti.task_id, ti.map_index))
+            self._ready.rescheduled.add((ti.task_id, ti.map_index))
         if result.mapped_length is not None:
             self._session.merge(
                 TaskMap(
@@ -420,7 +216,7 @@ class AirflowDagRun:
                 )
             )
         if result.skip_downstream:
-            for skipped in self._task_instances():
+            for skipped in self._task_instances.all():
                 if skipped.task_id in result.skip_downstream and skipped.state not in (
                     TaskInstanceState.SUCCESS,
                     TaskInstanceState.FAILED,
@@ -437,7 +233,7 @@ class AirflowDagRun:
         the task's retry or failure callback has not run; Airflow then runs it from the DAG
         processor, with this request. ``None`` when the task has no such callback.
         """
-        ti = self._task_instance(result.task_id, result.map_index)
+        ti = self._task_instances.one(result.task_id, result.map_index)
         task = self.dag.get_task(ti.task_id)
         retrying = result.state is TaskState.UP_FOR_RETRY
         if not (task.has_on_retry_callback if retrying else task.has_on_failure_callback):
@@ -455,34 +251,15 @@ class AirflowDagRun:
             ),
         )
 
-    def fail_task(self, task_id: str, map_index: int, at: datetime) -> None:
-        """Mark a try failed when its activity could not report an outcome at all."""
-        ti = self._task_instance(task_id, map_index)
-        ti.state = TaskInstanceState.FAILED
-        ti.end_date = at
-        self._session.flush()
-
     def next_wakeup(self) -> datetime | None:
         """When the earliest waiting retry or rescheduled poke becomes eligible, if any task waits."""
         times = []
-        for ti in self._task_instances(TaskInstanceState.UP_FOR_RETRY):
+        for ti in self._task_instances.all(TaskInstanceState.UP_FOR_RETRY):
             ti.task = self.dag.get_task(ti.task_id)
             times.append(ti.next_retry_datetime())
-        for ti in self._task_instances(TaskInstanceState.UP_FOR_RESCHEDULE):
-            times.append(self._reschedules(ti)[-1].reschedule_date)
+        for ti in self._task_instances.all(TaskInstanceState.UP_FOR_RESCHEDULE):
+            times.append(self._task_instances.reschedules(ti)[-1].reschedule_date)
         return min(times, default=None)
-
-    def upstream_task_ids(self, task_id: str) -> frozenset[str]:
-        """Every task this one transitively depends on: where its XCom pulls may look."""
-        upstream = self._upstream.get(task_id)
-        if upstream is None:
-            upstream = self._upstream[task_id] = frozenset(
-                self.dag.get_task(task_id).get_flat_relative_ids(upstream=True)
-            )
-        return upstream
-
-    def direct_upstream_task_ids(self, task_id: str) -> frozenset[str]:
-        return frozenset(self.dag.get_task(task_id).upstream_task_ids)
 
     def result(self, error: str | None = None) -> DagRunResult:
         run = self._dag_run
@@ -502,7 +279,7 @@ class AirflowDagRun:
                     start_date=ti.start_date,
                     end_date=ti.end_date,
                 )
-                for ti in self._task_instances()
+                for ti in self._task_instances.all()
             ],
         )
 
@@ -519,7 +296,7 @@ class AirflowDagRun:
         Airflow spares teardown tasks so its scheduler can still run them; this run ends now and
         nothing would run them, so they are marked like the rest.
         """
-        for ti in self._task_instances():
+        for ti in self._task_instances.all():
             if ti.state in ACTIVE_TASK_STATES:
                 ti.set_state(TaskInstanceState.FAILED, session=self._session)
             elif ti.state in State.unfinished:
@@ -529,7 +306,7 @@ class AirflowDagRun:
     def mark_timed_out(self, at: datetime) -> None:
         """What Airflow's scheduler does once dagrun_timeout passed: every unfinished task
         instance, running ones included, is skipped and the run fails."""
-        unfinished = [ti for ti in self._task_instances() if ti.state in State.unfinished]
+        unfinished = [ti for ti in self._task_instances.all() if ti.state in State.unfinished]
         last_unfinished = max(
             unfinished, key=lambda ti: ti.start_date or at.min.replace(tzinfo=at.tzinfo), default=None
         )
@@ -546,29 +323,3 @@ class AirflowDagRun:
         self._dag_run.set_state(DagRunState.FAILED)
         self._dag_run.end_date = at
         self._session.flush()
-
-    def _reschedules(self, ti: TaskInstance) -> list[TaskReschedule]:
-        """The current try's rescheduled pokes, oldest first."""
-        return list(self._session.scalars(TaskReschedule.stmt_for_task_instance(ti)))
-
-    def _count(self, state: TaskInstanceState | None = None) -> int:
-        query = self._in_this_run(select(func.count()).select_from(TaskInstance)).order_by(None)
-        return self._session.scalar(query if state is None else query.where(TaskInstance.state == state))
-
-    def _task_instances(self, state: TaskInstanceState | None = None) -> list[TaskInstance]:
-        query = self._in_this_run(select(TaskInstance))
-        if state is not None:
-            query = query.where(TaskInstance.state == state)
-        return list(self._session.scalars(query))
-
-    def _task_instance(self, task_id: str, map_index: int) -> TaskInstance:
-        query = self._in_this_run(select(TaskInstance)).where(
-            TaskInstance.task_id == task_id, TaskInstance.map_index == map_index
-        )
-        return self._session.scalars(query).one()
-
-    def _in_this_run(self, query: Select) -> Select:
-        """This run's task instances, in a fixed order (decisions must not depend on row order)."""
-        return query.where(
-            TaskInstance.dag_id == self._dag_run.dag_id, TaskInstance.run_id == self._dag_run.run_id
-        ).order_by(TaskInstance.task_id, TaskInstance.map_index)

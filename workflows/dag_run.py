@@ -408,7 +408,8 @@ class DagRunWorkflow:
         # of a task mapped very wide are counted, not listed, or every try's input would grow
         # with the width; of its own task it still sees itself.
         seen = {task.task_id: task_instance_states.get(task.task_id, [])} | {
-            task_id: task_instance_states.get(task_id, []) for task_id in dag_run.direct_upstream_task_ids(task.task_id)
+            task_id: task_instance_states.get(task_id, [])
+            for task_id in dag_run.graph.direct_upstream_task_ids(task.task_id)
         }
         # A task still being expanded counts as wide as it will be, as Airflow would count it.
         counts = {
@@ -439,7 +440,7 @@ class DagRunWorkflow:
 
     def _upstream_xcoms(self, dag_run: AirflowDagRun, task_id: str) -> list[XComEntry]:
         """The XComs a task may pull: those of every task it transitively depends on."""
-        upstream = dag_run.upstream_task_ids(task_id)
+        upstream = dag_run.graph.upstream_task_ids(task_id)
         return [
             entry
             for upstream_id in sorted(upstream.intersection(self._xcoms))

@@ -14,7 +14,7 @@ from typing import Any
 
 from schemas.ids import TryId
 from schemas.limits import LimitKind, SlotClaim, SlotGrant, SlotRefusal, SlotRelease
-from workflows.airflow_run import ReadyTask
+from workflows.ready_tasks import ReadyTask
 
 TaskKey = tuple[str, int]
 

@@ -1,0 +1,64 @@
+"""A run's private database made ready: the DAG registered as Airflow's DAG processor would, the run created."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.models.dag import DagModel
+from airflow.models.dagbundle import DagBundleModel
+from airflow.models.dagrun import DagRun
+from airflow.models.serialized_dag import SerializedDagModel
+from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
+from airflow.utils.state import DagRunState
+from airflow.utils.types import DagRunTriggeredByType, DagRunType
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+BUNDLE_NAME = "dagbridge"
+
+
+def create_airflow_dag_run(
+    session: Session,
+    *,
+    serialized_dag: dict[str, Any],
+    run_id: str,
+    logical_date: datetime | None,
+    conf: dict[str, Any],
+    now: datetime,
+) -> tuple[Any, DagRun]:
+    """Register the DAG version and create the run with its task instances; the DAG and the run.
+
+    Raises ``ValueError`` (Airflow's own) when the run_id is not acceptable or the conf fails
+    the DAG's ``Param`` validation.
+    """
+    dag_id = serialized_dag["dag"]["dag_id"]
+    session.add(DagBundleModel(name=BUNDLE_NAME))
+    # Airflow's callback requests name the DAG's file, where its DAG processor runs them.
+    fileloc = serialized_dag["dag"].get("relative_fileloc") or ""
+    session.add(DagModel(dag_id=dag_id, bundle_name=BUNDLE_NAME, relative_fileloc=fileloc))
+    session.flush()
+    SerializedDagModel.write_dag(LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session)
+    dag = DagSerialization.from_dict(serialized_dag)
+    data_interval = dag.timetable.infer_manual_data_interval(run_after=logical_date) if logical_date else None
+    dag_run = dag.create_dagrun(
+        run_id=run_id,
+        logical_date=logical_date,
+        data_interval=data_interval,
+        run_after=logical_date or now,
+        conf=conf,
+        run_type=DagRunType.MANUAL,
+        triggered_by=DagRunTriggeredByType.REST_API,
+        state=DagRunState.RUNNING,
+        start_date=now,
+        session=session,
+    )
+    session.flush()
+    return dag, dag_run
+
+
+def find_airflow_dag_run(session: Session, *, serialized_dag: dict[str, Any], run_id: str) -> tuple[Any, DagRun]:
+    """The DAG and the run in a database an earlier workflow of the same run created."""
+    dag = DagSerialization.from_dict(serialized_dag)
+    dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
+    return dag, dag_run
