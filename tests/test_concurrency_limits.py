@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from schemas.ids import LimitKind, limit_workflow_id
-from schemas.limits import LimitState, Waiter
+from schemas.limits import LimitState
 from schemas.names import CONCURRENCY_LIMIT_WORKFLOW
 from schemas.runs import RunOptions
 from schemas.settings import Settings
@@ -23,27 +23,8 @@ from tests.bridge_fixtures import running_worker
 from tests.harness import DagRunner, wait_until_running
 from tests.history import activity_times, scheduled_activities
 from tests.processes import WorkerProcess
-from workflows.concurrency_limit import grants
 
 Interval = tuple[datetime, datetime]
-
-
-def waiter(holder: str, priority_weight: int, arrival: int, slots: int = 1) -> Waiter:
-    return Waiter(holder=holder, requester="run", slots=slots, priority_weight=priority_weight, arrival=arrival)
-
-
-def test_grants_go_by_priority_then_arrival() -> None:
-    waiting = [waiter("early-low", 1, 1), waiter("late-high", 5, 3), waiter("early-high", 5, 2)]
-
-    assert [w.holder for w in grants(waiting, 2)] == ["early-high", "late-high"]
-    assert [w.holder for w in grants(waiting, None)] == ["early-high", "late-high", "early-low"]
-
-
-def test_a_waiter_too_big_for_the_free_slots_lets_smaller_lower_priority_ones_through() -> None:
-    waiting = [waiter("big", 9, 1, slots=3), waiter("small", 1, 2)]
-
-    assert [w.holder for w in grants(waiting, 2)] == ["small"]
-    assert [w.holder for w in grants(waiting, 0)] == []
 
 
 def most_at_once(intervals: Iterable[Interval]) -> int:

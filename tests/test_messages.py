@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.offsets import PartitionOffsets
 from infra.kafka import kafka_options
 from schemas.json_schema import SCHEMA_DIR, json_schemas
 from schemas.messages import (
@@ -292,30 +291,7 @@ def test_run_event_lists_every_task_instance() -> None:
     )
 
 
-# Offsets and Kafka options
-
-
-def test_only_the_contiguous_prefix_of_finished_offsets_is_committed() -> None:
-    offsets = PartitionOffsets()
-    for offset in (5, 6, 7, 9):
-        offsets.add(offset)
-    assert offsets.to_commit() is None
-    offsets.done(6)
-    offsets.done(9)
-    assert offsets.to_commit() is None, "5 is still in flight"
-    offsets.done(5)
-    assert offsets.to_commit() == 7
-    offsets.committed(7)
-    assert offsets.to_commit() is None
-    offsets.done(7)
-    assert (offsets.to_commit(), offsets.in_flight) == (10, 0)
-
-
-def test_offsets_must_arrive_in_order() -> None:
-    offsets = PartitionOffsets()
-    offsets.add(3)
-    with pytest.raises(ValueError):
-        offsets.add(3)
+# Kafka options
 
 
 def test_kafka_security_settings_reach_every_client() -> None:
