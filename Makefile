@@ -17,8 +17,11 @@ install: $(BIN)/dagbridge
 run: install
 	$(BIN)/dagbridge dev --demo
 
-## The whole test suite, against real Temporal and Kafka servers it starts itself.
+## Lint, format check, types, then the whole test suite against real Temporal and Kafka servers it starts itself.
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 ## Latency and throughput figures, next to a plain-Temporal baseline measured in the same run.

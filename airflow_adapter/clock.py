@@ -42,19 +42,19 @@ def install_workflow_clock() -> Callable[[], dt.datetime]:
 
     original: Callable[[], dt.datetime] = timezone.utcnow
     # A module that imported the function by name holds its own reference.
-    if serialized_objects.utcnow is not original:
+    if serialized_objects.utcnow is not original:  # type: ignore[attr-defined]  # imported there, not exported
         raise AirflowMismatch("airflow.serialization.serialized_objects.utcnow is not timezone.utcnow")
     timezone.utcnow = airflow_utcnow
-    serialized_objects.utcnow = airflow_utcnow
+    serialized_objects.utcnow = airflow_utcnow  # type: ignore[attr-defined]  # imported there, not exported
 
     # Column defaults (created_at, updated_at, ...) captured the function at class creation.
-    import_all_models()
+    import_all_models()  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
     replaced = 0
     for table in Base.metadata.tables.values():
         for column in table.columns:
             for default in (column.default, column.onupdate):
                 if getattr(getattr(default, "arg", None), "__wrapped__", None) is original:
-                    default.arg = _column_default  # type: ignore[union-attr]  # found by the getattr above
+                    default.arg = _column_default
                     replaced += 1
     if not replaced:
         raise AirflowMismatch("no column default of Airflow's models calls timezone.utcnow")

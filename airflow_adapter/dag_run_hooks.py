@@ -72,11 +72,12 @@ def focus_scheduling(dag_run: DagRun, focus: SchedulingFocus) -> None:
         wanted = None if state is None else ({state} if isinstance(state, str) else set(state))
         return [ti for ti in focus.task_instances() if wanted is None or ti.state in wanted]
 
-    # Instance attributes shadow the class's methods for this one object.
+    # Instance attributes shadow the class's methods for this one object; mypy compares them with
+    # the methods' unbound signatures (with self), hence the ignores.
     dag_run._get_ready_tis = get_ready_tis  # type: ignore[method-assign]
-    dag_run._are_premature_tis = are_premature_tis  # type: ignore[method-assign]
+    dag_run._are_premature_tis = are_premature_tis  # type: ignore[method-assign,assignment]
     dag_run._revise_map_indexes_if_mapped = revise_map_indexes_in_slices  # type: ignore[method-assign]
-    dag_run.get_task_instances = get_task_instances  # type: ignore[method-assign]
+    dag_run.get_task_instances = get_task_instances  # type: ignore[method-assign,assignment]
 
 
 def is_focused(dag_run: DagRun) -> bool:

@@ -16,6 +16,7 @@ instances from the rows that exist.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -70,15 +71,18 @@ class ExpansionSlices:
         """The length Airflow's expansion may see now: what exists plus one slice."""
         if not self._capping or not isinstance(task, SerializedMappedOperator):
             return total
-        expanded = session.scalar(
-            select(func.count())
-            .select_from(TaskInstance)
-            .where(
-                TaskInstance.dag_id == task.dag_id,
-                TaskInstance.task_id == task.task_id,
-                TaskInstance.run_id == run_id,
-                TaskInstance.map_index >= 0,
+        expanded: int = (
+            session.scalar(
+                select(func.count())
+                .select_from(TaskInstance)
+                .where(
+                    TaskInstance.dag_id == task.dag_id,
+                    TaskInstance.task_id == task.task_id,
+                    TaskInstance.run_id == run_id,
+                    TaskInstance.map_index >= 0,
+                )
             )
+            or 0
         )
         allowed = expanded + self.per_slice
         if total > allowed:
@@ -129,7 +133,8 @@ def install_sliced_expansion() -> dict[str, Any]:
     """
     original_count = mappedoperator.get_mapped_ti_count
     original_expand_method = TaskMap.expand_mapped_task
-    original_expand = original_expand_method.__func__
+    # The function under the classmethod, to be called with the class again.
+    original_expand = inspect.getattr_static(TaskMap, "expand_mapped_task").__func__
 
     def get_mapped_ti_count(task: Any, run_id: str, *, session: Session) -> int:
         total: int = original_count(task, run_id, session=session)
@@ -144,7 +149,7 @@ def install_sliced_expansion() -> dict[str, Any]:
             return original_expand(cls, task, run_id, session=expansion_session)
 
     # Airflow's expansion imports the function from its module at call time.
-    mappedoperator.get_mapped_ti_count = get_mapped_ti_count
+    mappedoperator.get_mapped_ti_count = get_mapped_ti_count  # type: ignore[assignment]  # a plain function for a singledispatch one
     TaskMap.expand_mapped_task = classmethod(expand_mapped_task)  # type: ignore[assignment,method-assign]
     return {
         GET_MAPPED_TI_COUNT: original_count,

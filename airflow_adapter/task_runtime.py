@@ -26,7 +26,8 @@ def runtime_task_instance(*, context_from_server: TIRunContext | None, **fields:
     ``context_from_server`` is what the execution API returns when a try starts (the DAG run,
     ``max_tries``...): the runner's template context reads it.
     """
-    return RuntimeTaskInstance.model_construct(**fields, **{CONTEXT_FROM_SERVER: context_from_server})
+    values: dict[str, Any] = {**fields, CONTEXT_FROM_SERVER: context_from_server}
+    return RuntimeTaskInstance.model_construct(**values)
 
 
 def run_context(**fields: Any) -> TIRunContext:

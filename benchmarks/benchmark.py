@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import subprocess
@@ -66,7 +67,7 @@ def sample(submitted: datetime, finished: datetime, spans: list[Span], chained: 
     return Sample(
         run_seconds=(finished - submitted).total_seconds(),
         first_task_seconds=(spans[0][0] - submitted).total_seconds(),
-        inter_task_seconds=[(b[0] - a[1]).total_seconds() for a, b in zip(spans, spans[1:])] if chained else [],
+        inter_task_seconds=[(b[0] - a[1]).total_seconds() for a, b in itertools.pairwise(spans)] if chained else [],
     )
 
 
@@ -121,14 +122,14 @@ async def measure(targets: list[DagbridgeTarget | BaselineTarget], runs: int, co
     for target in targets:
         await target.chain()  # warm-up: caches, pool processes, sticky queues
     for _ in range(runs):
-        for samples, target in zip(chains, targets):
+        for samples, target in zip(chains, targets, strict=True):
             samples.append(sample(*(await target.chain()), chained=True))
     for _ in range(max(3, runs // 4)):
-        for samples, target in zip(fan_outs, targets):
+        for samples, target in zip(fan_outs, targets, strict=True):
             samples.append(sample(*(await target.fan_out()), chained=False))
 
     figures = []
-    for target, chain, fan_out in zip(targets, chains, fan_outs):
+    for target, chain, fan_out in zip(targets, chains, fan_outs, strict=True):
         started = time.perf_counter()
         results = await asyncio.gather(*(target.chain() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started

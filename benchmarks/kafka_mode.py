@@ -274,7 +274,7 @@ async def measure_with_worker(
 
 
 async def measure_bridge_starts(
-    client: Client, base_env: dict[str, str], settings: Settings, logs: Path, triggers: int, index: int
+    client: Client, base_env: dict[str, str], settings: Settings, logs: Path, *, triggers: int, index: int
 ) -> float:
     topic, task_queue = f"{RATE_TOPIC}-{index}", f"{BRIDGE_IDLE_QUEUE}-{index}"
     # All triggers wait on the topic before the bridge starts: its rate, not the producer's, is measured.
@@ -305,7 +305,9 @@ async def run(settings: Settings, logs: Path, args: KafkaArgs) -> KafkaFigures:
     bridge: list[float] = []
     plain = [await plain_starts(client, args.triggers, settings.max_in_flight_starts, f"{PLAIN_IDLE_QUEUE}-0")]
     for index in range(args.rounds):
-        bridge.append(await measure_bridge_starts(client, base_env, settings, logs, args.triggers, index))
+        bridge.append(
+            await measure_bridge_starts(client, base_env, settings, logs, triggers=args.triggers, index=index)
+        )
         plain.append(
             await plain_starts(client, args.triggers, settings.max_in_flight_starts, f"{PLAIN_IDLE_QUEUE}-{index + 1}")
         )

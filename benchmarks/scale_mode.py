@@ -146,7 +146,8 @@ def summary(figures: list[ScaleFigures]) -> str:
     largest = max(figures, key=lambda f: f.tasks)
     return "\n".join(
         [
-            f"largest run ({largest.dag_id}): slowest workflow task {largest.slowest_workflow_task_seconds * 1000:.0f} ms "
+            f"largest run ({largest.dag_id}): "
+            f"slowest workflow task {largest.slowest_workflow_task_seconds * 1000:.0f} ms "
             f"(timeout {WORKFLOW_TASK_TIMEOUT_SECONDS:.0f} s); history {largest.history_events} events in "
             f"{largest.runs_in_chain} run(s), at most {largest.largest_history_events} in one "
             f"(limit {HISTORY_EVENT_LIMIT}), {largest.history_bytes / 2**20:.1f} MiB in all "

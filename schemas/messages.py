@@ -30,7 +30,7 @@ from pydantic import (
 from schemas.ids import run_event_id, task_event_id
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions, TaskState, TaskTryRequest, TaskTryResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_CONF_BYTES = 64 * 1024
 MAX_ID_LENGTH = 250  # Airflow's ID_LEN: the width of dag_id and run_id columns
 KAFKA_RUN_ID_PREFIX = "kafka__"
@@ -213,6 +213,16 @@ class EventError(_Message):
     message: str
 
 
+TryEndState = Literal["success", "failed", "skipped", "up_for_retry"]
+# A rescheduled poke ends no try (see TRY_END_STATES): it has no task event.
+_TRY_END_STATES: dict[TaskState, TryEndState] = {
+    TaskState.SUCCESS: "success",
+    TaskState.FAILED: "failed",
+    TaskState.SKIPPED: "skipped",
+    TaskState.UP_FOR_RETRY: "up_for_retry",
+}
+
+
 class TaskEvent(_Message):
     """How one task try ended; published by the activity that ran it."""
 
@@ -223,7 +233,7 @@ class TaskEvent(_Message):
     task_id: str
     map_index: int
     try_number: int
-    state: Literal["success", "failed", "skipped", "up_for_retry"]
+    state: TryEndState
     start_date: AwareDatetime
     end_date: AwareDatetime
     duration_seconds: float
@@ -239,7 +249,7 @@ class TaskEvent(_Message):
             task_id=result.task_id,
             map_index=result.map_index,
             try_number=result.try_number,
-            state=result.state.value,
+            state=_TRY_END_STATES[result.state],
             start_date=result.start_date,
             end_date=result.end_date,
             duration_seconds=(result.end_date - result.start_date).total_seconds(),

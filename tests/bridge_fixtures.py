@@ -22,7 +22,6 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bridge.consumer import TriggerBridge
-from dagbridge.worker import run_worker
 from infra.backoff import Backoff
 from schemas.settings import Settings
 from tests.servers import TansuBroker, TemporalDevServer
@@ -72,6 +71,8 @@ async def kafka_worker(kafka_worker_settings: Settings, temporal_client: Client)
 
 @asynccontextmanager
 async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    from dagbridge.worker import run_worker  # Airflow: not before the session's environment is set
+
     stop, ready = asyncio.Event(), asyncio.Event()
     running = asyncio.create_task(run_worker(settings, stop, ready))
     await asyncio.wait({running, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)

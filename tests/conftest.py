@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-
-# Airflow reads its home at import; tests must never touch the user's ~/airflow.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dagbridge-tests-airflow-"))
-# Workers publish events until Kafka has them; tests without a broker run workers without events.
-# Tests that need Kafka start Tansu and pass its address explicitly.
-os.environ.setdefault("DAGBRIDGE_KAFKA_BOOTSTRAP", "")
 
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-import airflow_adapter
-from dagbridge.worker import run_worker
 from schemas.names import CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW
 from schemas.settings import Settings
+from tests.environment import SessionEnvironment
 from tests.harness import TASK_QUEUE, TEST_DAGS, DagRunner
 from tests.servers import TemporalDevServer
-from workflows.concurrency_limit import ConcurrencyLimitWorkflow
-from workflows.dag_run import DagRunWorkflow
 
 pytest_plugins = ["tests.bridge_fixtures"]
 
-# Pools the test worker declares (DAGBRIDGE_POOLS); each test uses its own, so runs of different
-# tests never share slots.
-TEST_POOLS = {"pair": 2, "single": 1, "killed_worker": 1, "renewed": 1, "terminated_holder": 1, "left_behind": 1}
+# Airflow is imported by fixtures and test modules only, once pytest_configure set its environment.
+_environment = SessionEnvironment()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _environment.apply()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _environment.undo()
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +57,10 @@ async def assert_every_history_replays(client: Client) -> None:
             f"WorkflowType = '{DAG_RUN_WORKFLOW}' OR WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
         )
     ]
+    import airflow_adapter
+    from workflows.concurrency_limit import ConcurrencyLimitWorkflow
+    from workflows.dag_run import DagRunWorkflow
+
     airflow_adapter.install()
     replayer = Replayer(workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter)
     failures = {}
@@ -80,13 +80,14 @@ def worker_settings(temporal_server: TemporalDevServer) -> Settings:
         dags_folder=TEST_DAGS,
         task_processes=2,
         task_heartbeat_timeout_seconds=5,
-        pools=TEST_POOLS,
         limit_holder_check_seconds=1,
     )
 
 
 @pytest.fixture(scope="session")
 async def worker(worker_settings: Settings, temporal_client: Client) -> AsyncIterator[None]:
+    from dagbridge.worker import run_worker
+
     stop, ready = asyncio.Event(), asyncio.Event()
     running = asyncio.create_task(run_worker(worker_settings, stop, ready))
     await asyncio.wait({running, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,11 @@ import pytest
 from prometheus_client.registry import REGISTRY
 
 from schemas.runs import RunOptions
+from tests.environment import CALLBACK_RECORDS_VARIABLE, callback_records
 from tests.harness import LOGICAL_DATE, TASK_QUEUE, TEST_DAGS, DagRunner
 from tests.history import scheduled_activities
 
 CALLBACK_DAGS = TEST_DAGS / "callbacks"
-RECORDS_VARIABLE = "DAGBRIDGE_TEST_CALLBACK_RECORDS"
-# Set at collection, before the session's worker starts the task processes that inherit it.
-RECORDS = Path(tempfile.mkdtemp(prefix="dagbridge-callback-records-"))
-os.environ[RECORDS_VARIABLE] = str(RECORDS)
 
 ORACLE_CASES = ["callbacks_success", "callbacks_retry_then_fail", "callbacks_raising"]
 
@@ -53,9 +49,10 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
     )
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).parent / "oracle.py"), str(CALLBACK_DAGS), str(cases), str(outcomes)],
-        env={**os.environ, RECORDS_VARIABLE: str(records)},
+        env={**os.environ, CALLBACK_RECORDS_VARIABLE: str(records)},
         capture_output=True,
         text=True,
+        check=False,  # the exit code is asserted with the oracle's stderr
         timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -70,7 +67,7 @@ async def run_recorded(run_dag: DagRunner, dag_id: str, options: RunOptions | No
     run_id = f"callbacks__{uuid.uuid4().hex[:12]}"
     handle = await run_dag.start(dag_id, run_id=run_id, options=options)
     result = await handle.result()
-    records = read_records(RECORDS / f"{dag_id}.{run_id}.jsonl")
+    records = read_records(callback_records() / f"{dag_id}.{run_id}.jsonl")
     assert {r["run_id"] for r in records} == {run_id}
     assert {r["dag_run_id"] for r in records} == {run_id}
     return handle, result, records

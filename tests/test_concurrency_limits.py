@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -51,23 +53,39 @@ async def try_intervals(handle: WorkflowHandle, task_ids: set[str] | None = None
     ]
 
 
-async def run_together(run_dag: DagRunner, dag_id: str, runs: int, **kwargs) -> list[WorkflowHandle]:
+@asynccontextmanager
+async def pools_of_its_own(base: Settings, name: str, pools: dict[str, int]) -> AsyncIterator[dict[str, Any]]:
+    """A worker of the test's own that declares ``pools``, on a task queue of its own; yields
+    the arguments that start a run there. No other test's runs share these pools' slots."""
+    settings = base.model_copy(update={"task_queue": f"dagbridge-tests-limits-{name}", "pools": pools})
+    async with running_worker(settings):
+        yield {
+            "task_queue": settings.task_queue,
+            "options": RunOptions(default_task_queue=settings.task_queue, task_heartbeat_timeout_seconds=5),
+        }
+
+
+async def run_together(run_dag: DagRunner, dag_id: str, runs: int, **kwargs: Any) -> list[WorkflowHandle]:
     handles = [await run_dag.start(dag_id, **kwargs) for _ in range(runs)]
     results = await asyncio.gather(*(handle.result() for handle in handles))
     assert [result.state for result in results] == ["success"] * runs
     return handles
 
 
-async def test_a_pool_of_two_never_runs_more_than_two_tasks_across_runs(run_dag: DagRunner) -> None:
-    handles = await run_together(run_dag, "limits_pool_pair", 3)
+async def test_a_pool_of_two_never_runs_more_than_two_tasks_across_runs(
+    run_dag: DagRunner, worker_settings: Settings
+) -> None:
+    async with pools_of_its_own(worker_settings, "pair", {"pair": 2}) as on_its_worker:
+        handles = await run_together(run_dag, "limits_pool_pair", 3, **on_its_worker)
 
     intervals = [interval for handle in handles for interval in await try_intervals(handle)]
     assert len(intervals) == 6
     assert most_at_once(intervals) == 2
 
 
-async def test_waiting_tasks_get_the_slot_by_priority_weight(run_dag: DagRunner) -> None:
-    (handle,) = await run_together(run_dag, "limits_priorities", 1)
+async def test_waiting_tasks_get_the_slot_by_priority_weight(run_dag: DagRunner, worker_settings: Settings) -> None:
+    async with pools_of_its_own(worker_settings, "priorities", {"single": 1}) as on_its_worker:
+        (handle,) = await run_together(run_dag, "limits_priorities", 1, **on_its_worker)
 
     tries = [
         activity_id.split(":")[0]
@@ -133,21 +151,25 @@ async def test_the_limit_continues_as_new_and_keeps_its_holders_and_waiters(
         id=limit_id,
         task_queue=worker_settings.limits_task_queue,
     )
-    handles = await run_together(run_dag, "limits_renewed", 4)
+    async with pools_of_its_own(worker_settings, "renewed", {"renewed": 1}) as on_its_worker:
+        handles = await run_together(run_dag, "limits_renewed", 4, **on_its_worker)
 
     runs = [execution async for execution in temporal_client.list_workflows(f"WorkflowId = '{limit_id}'")]
     assert len(runs) > 2, "the limit never continued as new"
     assert most_at_once([interval for handle in handles for interval in await try_intervals(handle)]) == 1
 
 
-async def test_the_slot_of_a_terminated_run_is_reclaimed_for_the_runs_waiting(run_dag: DagRunner) -> None:
-    holder = await run_dag.start("limits_terminated_holder")
-    await wait_until_running(holder, "slow:-1:1")
-    waiting = await run_dag.start("limits_terminated_holder")
+async def test_the_slot_of_a_terminated_run_is_reclaimed_for_the_runs_waiting(
+    run_dag: DagRunner, worker_settings: Settings
+) -> None:
+    async with pools_of_its_own(worker_settings, "terminated", {"terminated_holder": 1}) as on_its_worker:
+        holder = await run_dag.start("limits_terminated_holder", **on_its_worker)
+        await wait_until_running(holder, "slow:-1:1")
+        waiting = await run_dag.start("limits_terminated_holder", **on_its_worker)
 
-    # Terminated: no code of the run gives the slot back, the limit must notice.
-    await holder.terminate("test")
-    result = await asyncio.wait_for(waiting.result(), timeout=60)
+        # Terminated: no code of the run gives the slot back, the limit must notice.
+        await holder.terminate("test")
+        result = await asyncio.wait_for(waiting.result(), timeout=60)
 
     assert result.state == "success"
 
@@ -164,7 +186,9 @@ async def test_a_killed_worker_holding_a_slot_does_not_leak_it(
     run_dag: DagRunner, worker_settings: Settings, worker_processes: list[WorkerProcess], tmp_path: Path
 ) -> None:
     queue = "dagbridge-tests-limits-killed"
-    settings = worker_settings.model_copy(update={"task_queue": queue, "task_processes": 2})
+    settings = worker_settings.model_copy(
+        update={"task_queue": queue, "task_processes": 2, "pools": {"killed_worker": 1}}
+    )
     worker_processes.append(WorkerProcess(settings, tmp_path / "first-worker.log"))
     options = RunOptions(default_task_queue=queue, task_heartbeat_timeout_seconds=2)
     holder = await run_dag.start("limits_killed_worker", task_queue=queue, options=options)
@@ -197,7 +221,7 @@ async def test_a_run_left_behind_by_a_stopped_worker_does_nothing_in_another_wor
     # leaves behind is closed by the garbage collector later, on whatever thread collects, while
     # whichever workflow runs there is the current one.
     settings = worker_settings.model_copy(
-        update={"task_queue": "dagbridge-tests-limits-left-behind", "task_processes": 1}
+        update={"task_queue": "dagbridge-tests-limits-left-behind", "task_processes": 1, "pools": {"left_behind": 1}}
     )
     options = RunOptions(default_task_queue=settings.task_queue, task_heartbeat_timeout_seconds=2)
     async with running_worker(settings):

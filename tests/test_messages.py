@@ -329,6 +329,9 @@ def test_kafka_security_settings_reach_every_client() -> None:
 
 def test_the_bridge_does_not_import_airflow() -> None:
     # A fresh interpreter: this one has Airflow loaded by other tests already.
-    check = "import sys, bridge.consumer, dagbridge.terminal; print(sorted(m for m in sys.modules if m.startswith('airflow')))"
+    check = (
+        "import sys, bridge.consumer, dagbridge.terminal;"
+        "print(sorted(m for m in sys.modules if m.startswith('airflow')))"
+    )
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

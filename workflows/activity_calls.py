@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -62,7 +63,7 @@ CALLBACK_TIMEOUT = timedelta(seconds=airflow_conf.getint("dag_processor", "dag_f
 SLOT_CHANGES_RETRY_POLICY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0)
 
 
-async def load_serialized_dag(dag_id: str) -> dict:
+async def load_serialized_dag(dag_id: str) -> dict[str, Any]:
     """The DAG as the worker's dags folder has it.
 
     Raises ``ApplicationError`` (non-retryable, type DagNotFound) when the folder has no such DAG.
@@ -70,13 +71,14 @@ async def load_serialized_dag(dag_id: str) -> dict:
     try:
         # Local: the worker that runs this workflow has the dags folder, so the DAG is read
         # without a round trip through the server, and the result is still in history.
-        return await workflow.execute_local_activity(
+        serialized_dag: dict[str, Any] = await workflow.execute_local_activity(
             LOAD_SERIALIZED_DAG_ACTIVITY,
             dag_id,
             result_type=dict,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=ACTIVITY_RETRY_POLICY,
         )
+        return serialized_dag
     except ActivityError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type == FailureType.DAG_NOT_FOUND:
@@ -87,13 +89,14 @@ async def load_serialized_dag(dag_id: str) -> dict:
 async def change_slots(changes: SlotChanges) -> SlotAnswers:
     # Local: the exchange is on the path between a try's end and the next try's start, and a
     # local activity saves the round trips through the server's activity queue.
-    return await workflow.execute_local_activity(
+    answers: SlotAnswers = await workflow.execute_local_activity(
         CHANGE_SLOTS_ACTIVITY,
         changes,
         result_type=SlotAnswers,
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=SLOT_CHANGES_RETRY_POLICY,
     )
+    return answers
 
 
 def start_task_try(try_request: TaskTryRequest, queue: str, options: RunOptions) -> ActivityHandle[TaskTryResult]:

@@ -30,7 +30,7 @@ def _schema_template() -> sqlite3.Connection:
             from airflow.models import import_all_models
             from airflow.models.base import Base
 
-            import_all_models()
+            import_all_models()  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
             connection = sqlite3.connect(":memory:", check_same_thread=False)
             engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
             Base.metadata.create_all(engine)
@@ -55,7 +55,9 @@ def database_image(session: Session) -> bytes:
     SQLite serializes what was committed, and the session never commits while the run goes on.
     """
     session.commit()
-    return zlib.compress(session.connection().connection.driver_connection.serialize())
+    connection = session.connection().connection.driver_connection
+    assert isinstance(connection, sqlite3.Connection), "the private database is SQLite"
+    return zlib.compress(connection.serialize())
 
 
 @contextmanager

@@ -194,7 +194,7 @@ class AirflowDagRun:
         ti.end_date = result.end_date
         ti.duration = (result.end_date - result.start_date).total_seconds()
         if result.rendered_map_index is not None:
-            ti.rendered_map_index = result.rendered_map_index
+            ti.rendered_map_index = result.rendered_map_index  # type: ignore[method-assign]  # a hybrid property
         if result.state is TaskState.UP_FOR_RETRY:
             ti.retry_delay_override = result.retry_delay_seconds
             # As Airflow's execution API does: the next try starts without this one's reschedules.
@@ -202,6 +202,7 @@ class AirflowDagRun:
             self._ready.rescheduled.discard((ti.task_id, ti.map_index))
         if result.state is TaskState.UP_FOR_RESCHEDULE:
             # What Airflow's ReadyToRescheduleDep waits for, and where the sensor's timeout counts from.
+            assert result.reschedule_date is not None, "a rescheduled poke reports when it pokes again"
             self._session.add(TaskReschedule(ti.id, result.start_date, result.end_date, result.reschedule_date))
             self._ready.rescheduled.add((ti.task_id, ti.map_index))
         if result.mapped_length is not None:
@@ -245,9 +246,9 @@ class AirflowDagRun:
             ti=ti,
             msg=result.error.message if result.error else None,
             task_callback_type=TaskInstanceState.UP_FOR_RETRY if retrying else TaskInstanceState.FAILED,
-            context_from_server=TIRunContext(
-                dag_run=DagRunData.model_validate(self._dag_run, from_attributes=True),
-                max_tries=ti.max_tries,
+            # Validated from a dict: the fields left out keep their defaults and stay unset.
+            context_from_server=TIRunContext.model_validate(
+                {"dag_run": DagRunData.model_validate(self._dag_run, from_attributes=True), "max_tries": ti.max_tries}
             ),
         )
 
@@ -256,7 +257,7 @@ class AirflowDagRun:
         times = []
         for ti in self._task_instances.all(TaskInstanceState.UP_FOR_RETRY):
             ti.task = self.dag.get_task(ti.task_id)
-            times.append(ti.next_retry_datetime())
+            times.append(ti.next_retry_datetime())  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
         for ti in self._task_instances.all(TaskInstanceState.UP_FOR_RESCHEDULE):
             times.append(self._task_instances.reschedules(ti)[-1].reschedule_date)
         return min(times, default=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
@@ -70,7 +71,7 @@ class DagRunWorkflow:
         try:
             result = await self._run(request)
         except FailureError as err:
-            cause = err.cause if isinstance(err, ActivityError) and err.cause is not None else err
+            cause = err.cause if isinstance(err, ActivityError) and isinstance(err.cause, FailureError) else err
             await publish_run_event(
                 RunEvent(
                     event_id=run_event_id(info.workflow_id),
@@ -107,7 +108,7 @@ class DagRunWorkflow:
         await self._exchange_slots(self._slots.everything(), [])
         return result
 
-    async def _wait_for_run_slot(self, dag_id: str, serialized_dag: dict) -> None:
+    async def _wait_for_run_slot(self, dag_id: str, serialized_dag: dict[str, Any]) -> None:
         """Runs beyond the DAG's max_active_runs wait here, Airflow's queued runs."""
         max_active_runs = serialized_dag["dag"].get("max_active_runs", DEFAULT_MAX_ACTIVE_RUNS)
         self._slots.claim_run_slot(dag_id, max_active_runs)

@@ -36,11 +36,16 @@ def create_airflow_dag_run(
     session.add(DagBundleModel(name=BUNDLE_NAME))
     # Airflow's callback requests name the DAG's file, where its DAG processor runs them.
     fileloc = serialized_dag["dag"].get("relative_fileloc") or ""
-    session.add(DagModel(dag_id=dag_id, bundle_name=BUNDLE_NAME, relative_fileloc=fileloc))
+    session.add(DagModel(dag_id=dag_id, bundle_name=BUNDLE_NAME, relative_fileloc=fileloc))  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
     session.flush()
     SerializedDagModel.write_dag(LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session)
     dag = DagSerialization.from_dict(serialized_dag)
-    data_interval = dag.timetable.infer_manual_data_interval(run_after=logical_date) if logical_date else None
+    # Airflow annotates pendulum's DateTime; a datetime does what the timetable asks of it.
+    data_interval = (
+        dag.timetable.infer_manual_data_interval(run_after=logical_date)  # type: ignore[arg-type]
+        if logical_date
+        else None
+    )
     dag_run = dag.create_dagrun(
         run_id=run_id,
         logical_date=logical_date,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 LOAD_BATCH = 500
 
 TaskInstanceKey = tuple[str, int]
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 
 class RunTaskInstances:
@@ -97,7 +98,7 @@ class RunTaskInstances:
         query = self.in_this_run(select(TaskInstance.dag_version_id)).where(TaskInstance.task_id == task_id).limit(1)
         return self._session.scalar(query)
 
-    def in_this_run(self, query: Select[Any]) -> Select[Any]:
+    def in_this_run(self, query: _Query) -> _Query:
         """This run's task instances, in a fixed order (decisions must not depend on row order)."""
         return query.where(TaskInstance.dag_id == self._dag_id, TaskInstance.run_id == self._run_id).order_by(
             TaskInstance.task_id, TaskInstance.map_index

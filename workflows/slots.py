@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.ids import TryId
-from schemas.limits import LimitKind, SlotClaim, SlotGrant, SlotRefusal, SlotRelease
+from schemas.ids import LimitKind, TryId
+from schemas.limits import SlotClaim, SlotGrant, SlotRefusal, SlotRelease
 from workflows.ready_tasks import ReadyTask
 
 TaskKey = tuple[str, int]

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Iterable
 from datetime import timedelta
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 
@@ -44,7 +44,7 @@ async def despite_cancellation(step: Awaitable[T]) -> T:
     return task.result()
 
 
-def cancel_activities(activities: Iterable[workflow.ActivityHandle]) -> None:
+def cancel_activities(activities: Iterable[workflow.ActivityHandle[Any]]) -> None:
     """Ask every activity to stop.
 
     Tries are started with WAIT_CANCELLATION_COMPLETED: each ends only once its worker reported

@@ -1,4 +1,4 @@
-"""DAGs whose tasks share the test worker's pools (tests/conftest.py TEST_POOLS)."""
+"""DAGs whose tasks use pools; each test declares the pools its DAG uses on a worker of its own."""
 
 import datetime
 import time
