@@ -107,7 +107,7 @@ class LimitActivities:
             refusals=refusals,
             grants=[
                 SlotGrant(limit_id=limit_id, holders=holders)
-                for limit_id, holders in zip(limit_ids, granted)
+                for limit_id, holders in zip(limit_ids, granted, strict=True)
                 if holders
             ],
         )
@@ -141,7 +141,7 @@ class LimitActivities:
         statuses = await asyncio.gather(*(self._status(workflow_id) for workflow_id in workflow_ids))
         return [
             workflow_id
-            for workflow_id, status in zip(workflow_ids, statuses)
+            for workflow_id, status in zip(workflow_ids, statuses, strict=True)
             if status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
         ]
 

@@ -32,8 +32,19 @@ from airflow_adapter.task_runtime import CallbackFailureLog, runtime_task_instan
 from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
 from schemas.settings import Settings
 
-_loader: DagLoader | None = None
-_dag_runs: DagRunTriggers | None = None
+
+class _ThisProcess:
+    """What a pool process knows: set once by ``init_task_process``, and the try it runs now."""
+
+    def __init__(self) -> None:
+        self.loader: DagLoader | None = None
+        self.dag_runs: DagRunTriggers | None = None
+        # The directory of the try this process runs. The try may run only while its permit file
+        # exists: the worker removes it to stop the try, whether or not a process picked it up yet.
+        self.current_try: Path | None = None
+
+
+_this_process = _ThisProcess()
 
 # How the worker asks a pool process to stop the try it runs. Not SIGTERM: that one belongs to
 # Airflow's runner (it calls on_kill), and a signal meant for a try that already ended must not
@@ -42,9 +53,6 @@ STOP_SIGNAL = signal.SIGUSR1
 PERMIT_FILE = "permit"
 PID_FILE = "pid"
 
-# The directory of the try this process runs. The try may run only while its permit file exists:
-# the worker removes it to stop the try, whether or not a process has picked the try up yet.
-_current_try: Path | None = None
 
 # Airflow's run ids and dag versions are UUIDs its runner only echoes back; derive them from
 # the task instance so they are stable across retries of the same activity.
@@ -53,9 +61,8 @@ _NAMESPACE = uuid.UUID("0b8a7f53-6c1e-4c55-9b53-6d6a1f0c2a11")
 
 def init_task_process(settings: Settings) -> None:
     """Pool initializer: remember where the DAGs and Temporal are (importing this module imported Airflow)."""
-    global _loader, _dag_runs
-    _loader = DagLoader(Path(settings.dags_folder))
-    _dag_runs = DagRunTriggers(settings, _loader)
+    _this_process.loader = DagLoader(Path(settings.dags_folder))
+    _this_process.dag_runs = DagRunTriggers(settings, _this_process.loader)
     signal.signal(STOP_SIGNAL, _stop_if_no_longer_permitted)
     gc.collect()
     gc.freeze()
@@ -67,8 +74,8 @@ def warm_up() -> int:
 
 def get_dag(dag_id: str) -> Any:
     """The DAG as this process parsed it from the worker's dags folder."""
-    assert _loader is not None, "init_task_process was not called"
-    return _loader.get_dag(dag_id)
+    assert _this_process.loader is not None, "init_task_process was not called"
+    return _this_process.loader.get_dag(dag_id)
 
 
 @contextmanager
@@ -98,7 +105,8 @@ def _stop_if_no_longer_permitted(signum: int, frame: object) -> None:
 
 
 def _stopped() -> bool:
-    return _current_try is not None and not (_current_try / PERMIT_FILE).exists()
+    current_try = _this_process.current_try
+    return current_try is not None and not (current_try / PERMIT_FILE).exists()
 
 
 def _claim(try_dir: Path) -> bool:
@@ -107,8 +115,7 @@ def _claim(try_dir: Path) -> bool:
     The pid is written before the permit is checked, and the worker removes the permit before it
     reads the pid: either this check sees the stop, or the worker sees the pid and signals.
     """
-    global _current_try
-    _current_try = try_dir
+    _this_process.current_try = try_dir
     try:
         (try_dir / PID_FILE).write_text(str(os.getpid()))
     except FileNotFoundError:
@@ -117,20 +124,19 @@ def _claim(try_dir: Path) -> bool:
 
 
 def run_task_try(request: TaskTryRequest, try_dir: str) -> TaskTryResult:
-    global _current_try
-    assert _dag_runs is not None, "init_task_process was not called"
+    assert _this_process.dag_runs is not None, "init_task_process was not called"
     try:
         if not _claim(Path(try_dir)):
             raise AirflowTaskTerminated("the try was stopped before it started")
         return _run_task_try(request)
     finally:
-        _current_try = None
+        _this_process.current_try = None
         # Airflow's handler holds this try's task: a later try's stop must not call its on_kill.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
-    assert _dag_runs is not None
+    assert _this_process.dag_runs is not None
     dag = get_dag(request.dag_run.dag_id)
     task = dag.get_task(request.task_id)
     run_info = request.dag_run
@@ -173,7 +179,7 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         state=TaskInstanceState.RUNNING,
     )
 
-    comms = InMemorySupervisorComms(request, _dag_runs)
+    comms = InMemorySupervisorComms(request, _this_process.dag_runs)
     log = CallbackFailureLog(
         structlog.get_logger(logger_name="task").bind(
             dag_id=run_info.dag_id, run_id=run_info.run_id, task_id=request.task_id, map_index=request.map_index

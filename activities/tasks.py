@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities import metrics, task_process
 from activities.dag_loader import DagNotFound
 from activities.events import EventPublisher
-from infra.backoff import Backoff
+from infra.backoff import DEFAULT_BACKOFF, Backoff
 from schemas.errors import FailureType
 from schemas.messages import TRY_END_STATES, TaskEvent
 from schemas.names import RUN_TASK_TRY_ACTIVITY, TRY_INPUTS_QUERY
@@ -123,7 +123,7 @@ class TaskActivities:
         pool: TaskProcessPool,
         heartbeat_interval_seconds: float = 1.0,
         events: EventPublisher | None = None,
-        publish_backoff: Backoff = Backoff(),
+        publish_backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self._pool = pool
         self._heartbeat_interval = heartbeat_interval_seconds

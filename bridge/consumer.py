@@ -9,11 +9,12 @@ had not committed when it died is delivered again, and starting it again is harm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -27,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from bridge import metrics
 from bridge.dlq import send_dead_letter
 from bridge.offsets import PartitionOffsets
-from infra.backoff import Backoff
+from infra.backoff import DEFAULT_BACKOFF, Backoff
 from infra.kafka import kafka_options
 from infra.temporal import connect, run_options, start_dag_run
 from schemas.ids import dag_run_workflow_id
@@ -58,7 +59,7 @@ REVOKE_DRAIN_SECONDS = 10.0
 DLQ_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"
     INVALID = "invalid"
@@ -97,7 +98,7 @@ class TriggerBridge:
         self,
         settings: Settings,
         *,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         drain_timeout_seconds: float = 30.0,
     ) -> None:
         self._settings = settings
@@ -182,10 +183,8 @@ class TriggerBridge:
             except TRANSIENT_ERRORS as err:
                 delay = next(delays)
                 log.warning("cannot %s (%s), retrying in %.1f s", what, err, delay)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
         return None
 
     async def _consume(self, stop: asyncio.Event) -> None:

@@ -23,3 +23,7 @@ class Backoff:
         while True:
             yield random.uniform(ceiling / 2, ceiling)
             ceiling = min(ceiling * 2, self.maximum_seconds)
+
+
+# Frozen, so one instance serves as every default.
+DEFAULT_BACKOFF = Backoff()

@@ -13,6 +13,7 @@ process default; the worker and the bridge call it before they connect.
 from __future__ import annotations
 
 import bisect
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -113,7 +114,7 @@ def _to_metric(family: _Family, series: dict[_Labels, float | _Histogram]) -> Me
         for labels, histogram in series.items():
             assert isinstance(histogram, _Histogram)
             cumulative = 0
-            for bound, count in zip((*BUCKETS, _INF), histogram.counts):
+            for bound, count in zip((*BUCKETS, _INF), histogram.counts, strict=True):
                 cumulative += count
                 le = "+Inf" if bound == _INF else repr(bound)
                 metric.add_sample(f"{family.name}_bucket", {**dict(labels), "le": le}, cumulative)
@@ -126,7 +127,6 @@ def _to_metric(family: _Family, series: dict[_Labels, float | _Histogram]) -> Me
     return metric
 
 
-_installed: TemporalMetricsCollector | None = None
 _install_lock = threading.Lock()
 
 
@@ -136,18 +136,21 @@ def install() -> TemporalMetricsCollector:
     One runtime per process: each runtime owns a thread pool, and a worker must share the
     runtime of the client it was built from.
     """
-    global _installed
     with _install_lock:
-        if _installed is None:
-            buffer = MetricBuffer(_BUFFER_SIZE, MetricBufferDurationFormat.SECONDS)
-            # service_name would be the same constant on every series.
-            runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer, attach_service_name=False))
-            Runtime.set_default(runtime, error_if_already_set=False)
-            collector = TemporalMetricsCollector(buffer)
-            REGISTRY.register(collector)
-            threading.Thread(target=_drain_forever, args=(collector,), name="temporal-metrics", daemon=True).start()
-            _installed = collector
-        return _installed
+        return _installed()
+
+
+@functools.cache
+def _installed() -> TemporalMetricsCollector:
+    """Done once per process (callers hold ``_install_lock``)."""
+    buffer = MetricBuffer(_BUFFER_SIZE, MetricBufferDurationFormat.SECONDS)
+    # service_name would be the same constant on every series.
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer, attach_service_name=False))
+    Runtime.set_default(runtime, error_if_already_set=False)
+    collector = TemporalMetricsCollector(buffer)
+    REGISTRY.register(collector)
+    threading.Thread(target=_drain_forever, args=(collector,), name="temporal-metrics", daemon=True).start()
+    return collector
 
 
 def _drain_forever(collector: TemporalMetricsCollector) -> None:

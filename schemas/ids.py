@@ -10,14 +10,14 @@ once after the prefix and never from the right.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 DAG_RUN_PREFIX = "dagrun:"
 LIMIT_PREFIX = "limit:"
 _RESCHEDULE_MARK = "reschedule-"
 
 
-class LimitKind(str, Enum):
+class LimitKind(StrEnum):
     POOL = "pool"
     TASK = "task"
     RUNS = "runs"

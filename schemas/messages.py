@@ -167,7 +167,9 @@ def _record_time(timestamp_ms: int) -> datetime | None:
     try:
         return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError) as err:
-        raise InvalidTrigger(f"logical_date: absent, and the record timestamp {timestamp_ms} is out of range ({err})")
+        raise InvalidTrigger(
+            f"logical_date: absent, and the record timestamp {timestamp_ms} is out of range ({err})"
+        ) from err
 
 
 def parse_trigger(

@@ -8,7 +8,7 @@ enums keep their type on both sides. XCom values are carried in Airflow's own se
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 JsonValue = Any
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     """How one task try ended, as Airflow names it."""
 
     SUCCESS = "success"

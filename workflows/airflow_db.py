@@ -9,6 +9,7 @@ with SQLite's backup API, which takes about a millisecond.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import zlib
@@ -19,23 +20,25 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-_template: sqlite3.Connection | None = None
 _template_lock = threading.Lock()
 
 
 def _schema_template() -> sqlite3.Connection:
-    global _template
     with _template_lock:
-        if _template is None:
-            from airflow.models import import_all_models
-            from airflow.models.base import Base
+        return _built_schema_template()
 
-            import_all_models()  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
-            connection = sqlite3.connect(":memory:", check_same_thread=False)
-            engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
-            Base.metadata.create_all(engine)
-            _template = connection
-        return _template
+
+@functools.cache
+def _built_schema_template() -> sqlite3.Connection:
+    """Built once per process (callers hold ``_template_lock``)."""
+    from airflow.models import import_all_models
+    from airflow.models.base import Base
+
+    import_all_models()  # type: ignore[no-untyped-call]  # Airflow leaves it unannotated
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
+    Base.metadata.create_all(engine)
+    return connection
 
 
 def _private_engine(image: bytes | None) -> Engine:

@@ -168,8 +168,12 @@ class ConcurrencyLimitWorkflow:
             return_exceptions=True,
         )
         # A requester that cannot be signalled is closed (terminated, most likely): its slots are free.
-        gone = {requester for requester, outcome in zip(requesters, outcomes) if isinstance(outcome, FailureError)}
-        for requester, outcome in zip(requesters, outcomes):
+        gone = {
+            requester
+            for requester, outcome in zip(requesters, outcomes, strict=True)
+            if isinstance(outcome, FailureError)
+        }
+        for requester, outcome in zip(requesters, outcomes, strict=True):
             if isinstance(outcome, BaseException) and requester not in gone:
                 raise outcome
         if gone:
