@@ -47,11 +47,16 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, Non
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from airflow_adapter import AirflowMismatch
     from dagbridge.worker import run_worker
 
     # Importing Airflow replaced the logging configuration with its own.
     configure_logging(settings)
-    _run_until_signalled(lambda stop: run_worker(settings, stop))
+    try:
+        _run_until_signalled(lambda stop: run_worker(settings, stop))
+    except AirflowMismatch as err:
+        print(f"dagbridge: cannot start the worker: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
