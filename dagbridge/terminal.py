@@ -26,7 +26,7 @@ class SentTrigger:
     run_id: str
 
     @property
-    def dag_run_workflow_id(self) -> str:
+    def workflow_id(self) -> str:
         return dag_run_workflow_id(self.dag_id, self.run_id)
 
 
