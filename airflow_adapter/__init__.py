@@ -17,7 +17,7 @@ from typing import Any
 from airflow_adapter.contract import EXPECTATIONS, problems
 from airflow_adapter.errors import WRITTEN_AGAINST, AirflowMismatch
 
-__all__ = ["WRITTEN_AGAINST", "AirflowMismatch", "check", "install", "installed", "require_installed"]
+__all__ = ["WRITTEN_AGAINST", "AirflowMismatch", "check", "install", "require_installed"]
 
 
 class _Installation:
@@ -53,10 +53,6 @@ def install() -> None:
         _installation.originals[UTCNOW] = install_workflow_clock()
         _installation.originals.update(install_sliced_expansion())
         _installation.done = True
-
-
-def installed() -> bool:
-    return _installation.done
 
 
 def require_installed() -> None:

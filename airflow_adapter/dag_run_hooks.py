@@ -80,11 +80,6 @@ def focus_scheduling(dag_run: DagRun, focus: SchedulingFocus) -> None:
     dag_run.get_task_instances = get_task_instances  # type: ignore[method-assign,assignment]
 
 
-def is_focused(dag_run: DagRun) -> bool:
-    """Whether ``focus_scheduling`` hooked this object (what the adapter's tests assert)."""
-    return all(name.rsplit(".", 1)[1] in vars(dag_run) for name in HOOKED)
-
-
 def expand_next_slice(dag_run: DagRun, task: Any, *, dag_version_id: Any, session: Session) -> list[TaskInstance]:
     """Let Airflow create the next task instances of a mapped task whose expansion is unfinished."""
     return list(dag_run._revise_map_indexes_if_mapped(task, dag_version_id=dag_version_id, session=session))
