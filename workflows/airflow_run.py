@@ -21,6 +21,7 @@ from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskmap import TaskMap
 from airflow.models.taskreschedule import TaskReschedule
 from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
+from airflow.timetables.base import DataInterval as AirflowDataInterval
 from airflow.utils.state import DagRunState, State, TaskInstanceState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 from sqlalchemy import Select, func, select
@@ -29,6 +30,8 @@ from sqlalchemy.orm import Session
 from schemas.runs import (
     DagRunContext,
     DagRunResult,
+    DataInterval,
+    RunType,
     TaskInstanceResult,
     TaskState,
     TaskTryResult,
@@ -37,6 +40,14 @@ from workflows.airflow_db import database_image
 from workflows.mapped_expansion import ExpansionSlices, expanding_in_slices, install_sliced_expansion
 
 BUNDLE_NAME = "dagbridge"
+# Who Airflow records as the run's creator, by what started it.
+TRIGGERED_BY = {
+    RunType.MANUAL: DagRunTriggeredByType.REST_API,
+    RunType.SCHEDULED: DagRunTriggeredByType.TIMETABLE,
+    RunType.BACKFILL: DagRunTriggeredByType.BACKFILL,
+    RunType.ASSET_TRIGGERED: DagRunTriggeredByType.ASSET,
+    RunType.OPERATOR_TRIGGERED: DagRunTriggeredByType.OPERATOR,
+}
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 IN_FLIGHT_STATES = frozenset({TaskInstanceState.SCHEDULED, TaskInstanceState.QUEUED, TaskInstanceState.RUNNING})
 TIMED_STATES = frozenset({TaskInstanceState.UP_FOR_RETRY, TaskInstanceState.UP_FOR_RESCHEDULE})
@@ -120,6 +131,9 @@ class AirflowDagRun:
         conf: dict[str, Any],
         now: datetime,
         per_pass: int,
+        run_type: RunType = RunType.MANUAL,
+        data_interval: DataInterval | None = None,
+        run_after: datetime | None = None,
     ) -> AirflowDagRun:
         """Register the DAG version and create the run with its task instances.
 
@@ -134,15 +148,18 @@ class AirflowDagRun:
         session.flush()
         SerializedDagModel.write_dag(LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session)
         dag = DagSerialization.from_dict(serialized_dag)
-        data_interval = dag.timetable.infer_manual_data_interval(run_after=logical_date) if logical_date else None
+        if data_interval is not None:
+            interval: AirflowDataInterval | None = AirflowDataInterval(data_interval.start, data_interval.end)
+        else:
+            interval = dag.timetable.infer_manual_data_interval(run_after=logical_date) if logical_date else None
         dag_run = dag.create_dagrun(
             run_id=run_id,
             logical_date=logical_date,
-            data_interval=data_interval,
-            run_after=logical_date or now,
+            data_interval=interval,
+            run_after=run_after or logical_date or now,
             conf=conf,
-            run_type=DagRunType.MANUAL,
-            triggered_by=DagRunTriggeredByType.REST_API,
+            run_type=DagRunType(run_type.value),
+            triggered_by=TRIGGERED_BY[run_type],
             state=DagRunState.RUNNING,
             start_date=now,
             session=session,
