@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from schemas.ids import run_event_id, task_event_id
-from schemas.runs import DagRunRequest, DagRunResult, RunOptions, TaskState, TaskTryRequest, TaskTryResult
+from schemas.runs import DagRunRequest, DagRunResult, RunOptions, RunType, TaskState, TaskTryRequest, TaskTryResult
 
 SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_CONF_BYTES = 64 * 1024
@@ -279,6 +279,7 @@ class RunEvent(_Message):
     event_id: str = Field(description="<workflow_id>:finished")
     dag_id: str
     run_id: str
+    run_type: RunType = Field(default=RunType.MANUAL, description="What started the run")
     state: Literal["success", "failed"]
     logical_date: AwareDatetime | None = None
     start_date: AwareDatetime | None = None
@@ -287,13 +288,14 @@ class RunEvent(_Message):
     task_instances: list[TaskInstanceSummary] = Field(default_factory=list)
 
     @classmethod
-    def of_result(cls, workflow_id: str, result: DagRunResult, logical_date: datetime | None) -> RunEvent:
+    def of_result(cls, workflow_id: str, result: DagRunResult, request: DagRunRequest) -> RunEvent:
         return cls(
             event_id=run_event_id(workflow_id),
             dag_id=result.dag_id,
             run_id=result.run_id,
+            run_type=request.run_type,
             state="success" if result.state == "success" else "failed",
-            logical_date=logical_date,
+            logical_date=request.logical_date,
             start_date=result.start_date,
             end_date=result.end_date,
             error=result.error,

@@ -30,6 +30,35 @@ class _Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class RunType(StrEnum):
+    """What started a run: Airflow's ``DagRunType`` values, which also prefix generated run IDs."""
+
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+    BACKFILL = "backfill"
+    ASSET_TRIGGERED = "asset_triggered"
+    OPERATOR_TRIGGERED = "operator_triggered"
+
+
+class DataInterval(_Payload):
+    start: datetime
+    end: datetime
+
+
+class AssetEventPayload(_Payload):
+    """One asset event as Airflow's ``AssetEvent`` row records it: what a run consumed."""
+
+    asset_name: str
+    asset_uri: str
+    asset_group: str = "asset"
+    extra: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+    source_dag_id: str | None = None
+    source_run_id: str | None = None
+    source_task_id: str | None = None
+    source_map_index: int = -1
+
+
 class RunOptions(_Payload):
     """Execution knobs decided by whoever starts the run, recorded in history so replays agree."""
 
@@ -72,6 +101,15 @@ class DagRunRequest(_Payload):
     run_id: str
     logical_date: datetime | None = None
     conf: dict[str, Any] = Field(default_factory=dict)
+    run_type: RunType = RunType.MANUAL
+    data_interval: DataInterval | None = Field(
+        default=None,
+        description="As the DAG's timetable computed it; absent: the timetable's manual interval for logical_date",
+    )
+    run_after: datetime | None = Field(default=None, description="Absent: the logical date, else the start time")
+    triggering_asset_events: list[AssetEventPayload] = Field(
+        default_factory=list, description="The asset events an asset-triggered run consumed"
+    )
     serialized_dag: dict[str, Any] | None = Field(
         default=None,
         description="Airflow's serialized DAG; loaded from the worker's dags folder when absent.",

@@ -279,9 +279,11 @@ def test_run_event_lists_every_task_instance() -> None:
             TaskInstanceResult(task_id="b", state="upstream_failed", try_number=0),
         ],
     )
-    event = RunEvent.of_result("dagrun:etl:kafka__k", result, START)
+    request = DagRunRequest(dag_id="etl", run_id="kafka__k", logical_date=START)
+    event = RunEvent.of_result("dagrun:etl:kafka__k", result, request)
 
     assert event.event_id == "dagrun:etl:kafka__k:finished"
+    assert (event.run_type, event.logical_date) == ("manual", START)
     assert [(ti.task_id, ti.state, ti.try_number) for ti in event.task_instances] == [
         ("a", "failed", 2),
         ("b", "upstream_failed", 0),

@@ -23,6 +23,8 @@ from airflow_adapter.expansion import expanding_in_slices
 from schemas.runs import (
     DagRunContext,
     DagRunResult,
+    DataInterval,
+    RunType,
     TaskInstanceResult,
     TaskState,
     TaskTryResult,
@@ -74,6 +76,9 @@ class AirflowDagRun:
         conf: dict[str, Any],
         now: datetime,
         per_pass: int,
+        run_type: RunType = RunType.MANUAL,
+        data_interval: DataInterval | None = None,
+        run_after: datetime | None = None,
     ) -> AirflowDagRun:
         """Register the DAG version and create the run with its task instances.
 
@@ -81,7 +86,15 @@ class AirflowDagRun:
         the DAG's ``Param`` validation.
         """
         dag, dag_run = create_airflow_dag_run(
-            session, serialized_dag=serialized_dag, run_id=run_id, logical_date=logical_date, conf=conf, now=now
+            session,
+            serialized_dag=serialized_dag,
+            run_id=run_id,
+            logical_date=logical_date,
+            conf=conf,
+            now=now,
+            run_type=run_type,
+            data_interval=data_interval,
+            run_after=run_after,
         )
         return cls(session, dag, dag_run, per_pass=per_pass)
 

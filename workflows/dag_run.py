@@ -77,6 +77,7 @@ class DagRunWorkflow:
                     event_id=run_event_id(info.workflow_id),
                     dag_id=request.dag_id,
                     run_id=request.run_id,
+                    run_type=request.run_type,
                     state="failed",
                     logical_date=request.logical_date,
                     start_date=info.start_time,
@@ -85,7 +86,7 @@ class DagRunWorkflow:
                 )
             )
             raise
-        await publish_run_event(RunEvent.of_result(info.workflow_id, result, request.logical_date))
+        await publish_run_event(RunEvent.of_result(info.workflow_id, result, request))
         if self._stop is RunStop.CANCELLED:
             # Temporal then shows the run as Canceled; the run event carries its task instances.
             raise asyncio.CancelledError(result.error)
@@ -161,6 +162,9 @@ class DagRunWorkflow:
                 conf=request.conf,
                 now=workflow.now(),
                 per_pass=request.options.task_instances_per_pass,
+                run_type=request.run_type,
+                data_interval=request.data_interval,
+                run_after=request.run_after,
             )
         except ValueError as err:
             raise ApplicationError(

@@ -10,12 +10,23 @@ from airflow.models.dagbundle import DagBundleModel
 from airflow.models.dagrun import DagRun
 from airflow.models.serialized_dag import SerializedDagModel
 from airflow.serialization.serialized_objects import DagSerialization, LazyDeserializedDAG
+from airflow.timetables.base import DataInterval as AirflowDataInterval
 from airflow.utils.state import DagRunState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from schemas.runs import DataInterval, RunType
+
 BUNDLE_NAME = "dagbridge"
+# Who Airflow records as the run's creator, by what started it.
+TRIGGERED_BY = {
+    RunType.MANUAL: DagRunTriggeredByType.REST_API,
+    RunType.SCHEDULED: DagRunTriggeredByType.TIMETABLE,
+    RunType.BACKFILL: DagRunTriggeredByType.BACKFILL,
+    RunType.ASSET_TRIGGERED: DagRunTriggeredByType.ASSET,
+    RunType.OPERATOR_TRIGGERED: DagRunTriggeredByType.OPERATOR,
+}
 
 
 def create_airflow_dag_run(
@@ -26,6 +37,9 @@ def create_airflow_dag_run(
     logical_date: datetime | None,
     conf: dict[str, Any],
     now: datetime,
+    run_type: RunType,
+    data_interval: DataInterval | None,
+    run_after: datetime | None,
 ) -> tuple[Any, DagRun]:
     """Register the DAG version and create the run with its task instances; the DAG and the run.
 
@@ -41,19 +55,21 @@ def create_airflow_dag_run(
     SerializedDagModel.write_dag(LazyDeserializedDAG(data=serialized_dag), bundle_name=BUNDLE_NAME, session=session)
     dag = DagSerialization.from_dict(serialized_dag)
     # Airflow annotates pendulum's DateTime; a datetime does what the timetable asks of it.
-    data_interval = (
-        dag.timetable.infer_manual_data_interval(run_after=logical_date)  # type: ignore[arg-type]
-        if logical_date
-        else None
-    )
+    interval: AirflowDataInterval | None
+    if data_interval is not None:
+        interval = AirflowDataInterval(data_interval.start, data_interval.end)  # type: ignore[arg-type]
+    elif logical_date:
+        interval = dag.timetable.infer_manual_data_interval(run_after=logical_date)  # type: ignore[arg-type]
+    else:
+        interval = None
     dag_run = dag.create_dagrun(
         run_id=run_id,
         logical_date=logical_date,
-        data_interval=data_interval,
-        run_after=logical_date or now,
+        data_interval=interval,
+        run_after=run_after or logical_date or now,
         conf=conf,
-        run_type=DagRunType.MANUAL,
-        triggered_by=DagRunTriggeredByType.REST_API,
+        run_type=DagRunType(run_type.value),
+        triggered_by=TRIGGERED_BY[run_type],
         state=DagRunState.RUNNING,
         start_date=now,
         session=session,
