@@ -146,6 +146,9 @@ def run_task_try(request: TaskTryRequest, try_dir: str, log_file: str, log_heade
     try:
         if not _claim(Path(try_dir)):
             raise AirflowTaskTerminated("the try was stopped before it started")
+        # Parsed before the capture starts: the DagBag's lines about every file in the folder
+        # belong to no try.
+        get_dag(request.dag_run.dag_id)
         with output_to(Path(log_file), log_header):
             return _run_task_try(request)
     finally:

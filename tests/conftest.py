@@ -15,6 +15,8 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dagbridge-tests-a
 # Workers publish events until Kafka has them; tests without a broker run workers without events.
 # Tests that need Kafka start Tansu and pass its address explicitly.
 os.environ.setdefault("DAGBRIDGE_KAFKA_BOOTSTRAP", "")
+# Workers started without the session's settings must not write task logs into the checkout.
+os.environ.setdefault("DAGBRIDGE_LOGS_BASE", tempfile.mkdtemp(prefix="dagbridge-tests-task-logs-"))
 
 import pytest
 from temporalio.client import Client
@@ -80,8 +82,15 @@ async def assert_every_history_replays(client: Client) -> None:
 
 
 @pytest.fixture(scope="session")
-def worker_settings(temporal_server: TemporalDevServer) -> Settings:
+def task_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The logs base of the session's workers."""
+    return tmp_path_factory.mktemp("task-logs")
+
+
+@pytest.fixture(scope="session")
+def worker_settings(temporal_server: TemporalDevServer, task_logs: Path) -> Settings:
     return Settings(
+        logs_base=str(task_logs),
         temporal_address=temporal_server.address,
         task_queue=TASK_QUEUE,
         dags_folder=TEST_DAGS,
