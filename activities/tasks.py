@@ -111,9 +111,14 @@ class TaskProcessPool:
         coordinates = (request.dag_run.dag_id, request.dag_run.run_id, request.task_id, request.map_index)
         try:
             await asyncio.to_thread(self.logs.upload, log_file, *coordinates, request.try_number)
-        except Exception as err:  # noqa: BLE001 - the try ran; losing its log upload must not run it again
-            log.warning("cannot upload the log of %s try %d (%s): it stays in %s", request.label,
-                        request.try_number, err, log_file)
+        except Exception as err:
+            log.warning(
+                "cannot upload the log of %s try %d (%s): it stays in %s",
+                request.label,
+                request.try_number,
+                err,
+                log_file,
+            )
             return str(log_file)
         self.logs.discard_staged(log_file)
         return self.logs.location(*coordinates, request.try_number)

@@ -72,9 +72,7 @@ class TaskLogStore:
             return []
         return sorted(n for name in names if (n := parse_task_log_attempt(name.rstrip("/").rsplit("/", 1)[-1])))
 
-    def read(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, offset: int = 0
-    ) -> bytes:
+    def read(self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, offset: int = 0) -> bytes:
         """The log from byte ``offset`` on; raises ``TaskLogNotFound`` when there is none."""
         path = f"{self._root}/{task_log_path(dag_id, run_id, task_id, map_index, try_number)}"
         try:
@@ -83,4 +81,3 @@ class TaskLogStore:
                 return log.read()
         except FileNotFoundError:
             raise TaskLogNotFound(self.location(dag_id, run_id, task_id, map_index, try_number)) from None
-

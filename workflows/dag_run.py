@@ -19,8 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import TypeAdapter
     from sqlalchemy.orm import Session
 
+    from schemas import run_attributes
     from schemas.errors import NON_RETRYABLE_TRY_ERRORS, FailureType
-    from schemas.ids import TryId, run_event_id
+    from schemas.ids import TryId, parse_dag_run_workflow_id, run_event_id
     from schemas.limits import SlotAnswers, SlotChanges, SlotClaim, SlotGrant, SlotRelease
     from schemas.messages import RunEvent, TaskEvent
     from schemas.names import (
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PUBLISH_RUN_EVENT_ACTIVITY,
         PUBLISH_TASK_EVENT_ACTIVITY,
         RUN_CALLBACKS_ACTIVITY,
+        RUN_STATUS_QUERY,
         RUN_TASK_TRY_ACTIVITY,
         SLOTS_GRANTED_SIGNAL,
         TRY_INPUTS_QUERY,
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         TryInputs,
         XComEntry,
     )
+    from workflows import run_view
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
     from workflows.slots import RunSlots
@@ -130,6 +133,14 @@ class DagRunWorkflow:
         assert self._dag_run is not None, "no try was handed out yet"
         return TryInputs(conf=self._conf, upstream_xcoms=self._upstream_xcoms(self._dag_run, task_id))
 
+    @workflow.query(name=RUN_STATUS_QUERY)
+    def run_status(self) -> DagRunResult:
+        """The run so far, as its result will list it: every task instance's state, try and dates."""
+        dag_id, run_id = parse_dag_run_workflow_id(workflow.info().workflow_id) or ("", "")
+        if self._dag_run is None:
+            return DagRunResult(dag_id=dag_id, run_id=run_id, state=run_attributes.QUEUED)
+        return self._dag_run.result()
+
     @workflow.run
     async def run(self, request: DagRunRequest) -> DagRunResult:
         """Run the DAG run, then publish its run event, also when it could not run at all."""
@@ -138,6 +149,7 @@ class DagRunWorkflow:
             result = await self._run(request)
         except FailureError as err:
             cause = err.cause if isinstance(err, ActivityError) and err.cause is not None else err
+            run_view.mark_state(run_attributes.FAILED)
             await self._publish_run_event(
                 RunEvent(
                     event_id=run_event_id(info.workflow_id),
@@ -152,6 +164,7 @@ class DagRunWorkflow:
                 )
             )
             raise
+        run_view.mark_state(run_attributes.SUCCESS if result.state == "success" else run_attributes.FAILED)
         await self._publish_run_event(RunEvent.of_result(info.workflow_id, result, request))
         if self._stop is RunStop.CANCELLED:
             # Temporal then shows the run as Canceled; the run event carries its task instances.
@@ -172,6 +185,7 @@ class DagRunWorkflow:
         serialized_dag = request.serialized_dag or await self._load_dag(request.dag_id)
         try:
             await self._wait_for_run_slot(request.dag_id, serialized_dag)
+            run_view.mark_state(run_attributes.RUNNING)
             result = await self._run_in_private_db(request, serialized_dag)
         except (Exception, asyncio.CancelledError):
             # Failed or cancelled, the run ends here as well. The other BaseExceptions end nothing:
@@ -358,6 +372,7 @@ class DagRunWorkflow:
                 result = self._finished_tries.pop(0)
                 dag_run.record(result)
                 self._slots.finish(result.task_id, result.map_index)
+            run_view.show_task_grid(dag_run.state.value, dag_run.task_instance_states())
 
     async def _stop_run(self, dag_run: AirflowDagRun, stop: RunStop) -> str:
         """End the run now: Airflow's marking first, then every running try stopped and waited for."""
@@ -487,6 +502,7 @@ class DagRunWorkflow:
             start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
             retry_policy=dataclasses.replace(ACTIVITY_RETRY_POLICY, maximum_attempts=options.task_attempts),
+            summary=run_view.try_summary(try_request),
             # A stopped run waits until its tasks are really dead, not just asked to die.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
