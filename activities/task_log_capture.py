@@ -8,6 +8,7 @@ Concurrent tries run in other processes with descriptors of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -45,10 +46,9 @@ def output_to(path: Path, header: str) -> Iterator[None]:
         yield
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            # A task may have closed or broken its streams; the descriptors are restored regardless.
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, log_fd):

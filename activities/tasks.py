@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -110,7 +111,9 @@ class TaskProcessPool:
         """Upload the try's log if it goes to an object store; where the log is now."""
         coordinates = (request.dag_run.dag_id, request.dag_run.run_id, request.task_id, request.map_index)
         try:
-            await asyncio.to_thread(self.logs.upload, log_file, *coordinates, request.try_number)
+            await asyncio.to_thread(
+                functools.partial(self.logs.upload, log_file, *coordinates, try_number=request.try_number)
+            )
         except Exception as err:
             log.warning(
                 "cannot upload the log of %s try %d (%s): it stays in %s",

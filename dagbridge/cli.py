@@ -339,7 +339,12 @@ def parser() -> argparse.ArgumentParser:
     events.add_argument("--run-id", help="only the events of this run")
     events.add_argument("--json", action="store_true", help="print each event as its JSON message")
     events.set_defaults(handler=_events)
+    _add_run_view_commands(commands)
+    return root
 
+
+def _add_run_view_commands(commands: argparse._SubParsersAction) -> None:
+    """``logs``, ``runs`` and ``status``: what runs did and are doing."""
     logs = commands.add_parser("logs", help="print a task try's log (the latest try unless --try)")
     logs.add_argument("dag_id")
     logs.add_argument("run_id")
@@ -361,7 +366,6 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("run_id")
     status.add_argument("--json", action="store_true", help="print the run as JSON")
     status.set_defaults(handler=_status)
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -67,7 +68,9 @@ async def print_task_log(
     client = await connect(settings) if follow else None
     while True:
         try:
-            chunk = await asyncio.to_thread(store.read, dag_id, run_id, task_id, map_index, try_number, offset)
+            chunk = await asyncio.to_thread(
+                functools.partial(store.read, dag_id, run_id, task_id, map_index, try_number, offset=offset)
+            )
         except TaskLogNotFound as err:
             if client is None:
                 raise LogCommandError(f"no log at {err}") from None
@@ -82,7 +85,9 @@ async def print_task_log(
         if not running:
             # The try may have written its last lines between the read and the check.
             try:
-                rest = await asyncio.to_thread(store.read, dag_id, run_id, task_id, map_index, try_number, offset)
+                rest = await asyncio.to_thread(
+                    functools.partial(store.read, dag_id, run_id, task_id, map_index, try_number, offset=offset)
+                )
             except TaskLogNotFound as err:
                 raise LogCommandError(f"no log at {err}") from None
             sys.stdout.buffer.write(rest)

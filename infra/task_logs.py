@@ -52,7 +52,7 @@ class TaskLogStore:
             self._fs.get_file(remote, str(path))
         return path
 
-    def upload(self, local: Path, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> None:
+    def upload(self, local: Path, dag_id: str, run_id: str, task_id: str, map_index: int, *, try_number: int) -> None:
         """Copy a staged log to the object store (nothing to do for a local base); raises what the store raises."""
         if self.remote:
             relative = task_log_path(dag_id, run_id, task_id, map_index, try_number)
@@ -72,7 +72,9 @@ class TaskLogStore:
             return []
         return sorted(n for name in names if (n := parse_task_log_attempt(name.rstrip("/").rsplit("/", 1)[-1])))
 
-    def read(self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, offset: int = 0) -> bytes:
+    def read(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, *, offset: int = 0
+    ) -> bytes:
         """The log from byte ``offset`` on; raises ``TaskLogNotFound`` when there is none."""
         path = f"{self._root}/{task_log_path(dag_id, run_id, task_id, map_index, try_number)}"
         try:
