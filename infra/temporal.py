@@ -8,7 +8,12 @@ from typing import Any
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, TLSConfig, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
@@ -73,11 +78,11 @@ def start_attributes(request: DagRunRequest, trigger_source: str) -> TypedSearch
     """What a run's workflow carries from its start: it is queued until it holds a run slot."""
     return TypedSearchAttributes(
         [
-            run_attributes.DAG_ID.value_set(request.dag_id),
-            run_attributes.RUN_ID.value_set(request.run_id),
-            run_attributes.RUN_TYPE.value_set(request.run_type.value),
-            run_attributes.RUN_STATE.value_set(run_attributes.QUEUED),
-            run_attributes.TRIGGER_SOURCE.value_set(trigger_source),
+            SearchAttributePair(run_attributes.DAG_ID, request.dag_id),
+            SearchAttributePair(run_attributes.RUN_ID, request.run_id),
+            SearchAttributePair(run_attributes.RUN_TYPE, request.run_type.value),
+            SearchAttributePair(run_attributes.RUN_STATE, run_attributes.QUEUED),
+            SearchAttributePair(run_attributes.TRIGGER_SOURCE, trigger_source),
         ]
     )
 
