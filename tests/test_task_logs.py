@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHandle
 
+from activities.task_log_capture import TRACEBACK_CHARS, TRACEBACK_LINES, traceback_tail
 from infra.task_logs import TaskLogStore
 from schemas.runs import RunOptions
 from schemas.settings import Settings
@@ -216,3 +217,21 @@ async def test_logs_land_in_s3(
     assert "print from echo" in text and "released echo" in text
     printed = await asyncio.to_thread(dagbridge, settings, "logs", DAG_ID, "logs__echo", "talk")
     assert printed.returncode == 0 and printed.stdout == text
+
+
+def test_traceback_tail_keeps_the_end_of_a_long_traceback() -> None:
+    # Two functions in turn: Python would fold a run of identical frames into one line.
+    def down(level: int) -> None:
+        if level == 0:
+            raise ValueError("at the bottom")
+        across(level - 1)
+
+    def across(level: int) -> None:
+        down(level)
+
+    try:
+        down(50)
+    except ValueError as err:
+        tail = traceback_tail(err)
+    assert tail.endswith("ValueError: at the bottom")
+    assert len(tail.splitlines()) == TRACEBACK_LINES and len(tail) <= TRACEBACK_CHARS
