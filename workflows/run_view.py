@@ -34,9 +34,14 @@ _STATE_ORDER = [
 GRID_TASKS = 50
 
 
+# Workflows that started before runs had a DagRunState never upserted it: their replays must not either.
+STATE_ATTRIBUTE_PATCH = "dag-run-state-search-attribute"
+
+
 def mark_state(state: str) -> None:
     """Set the run's DagRunState search attribute (a command: call only from deterministic points)."""
-    workflow.upsert_search_attributes([run_attributes.RUN_STATE.value_set(state)])
+    if workflow.patched(STATE_ATTRIBUTE_PATCH):
+        workflow.upsert_search_attributes([run_attributes.RUN_STATE.value_set(state)])
 
 
 def try_summary(request: TaskTryRequest) -> str:
