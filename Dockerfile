@@ -30,6 +30,8 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin dagbridge
 WORKDIR /app
 # The example DAGs; docker-compose.yml mounts the checkout's dags/ over them.
 COPY dags/ dags/
+# Task-try logs (DAGBRIDGE_LOGS_BASE); docker-compose.yml mounts a volume the workers share here.
+RUN mkdir /app/logs && chown dagbridge /app/logs
 USER dagbridge
 
 # Airflow runs as a library here: its home only holds the config it writes on first import,
@@ -37,6 +39,7 @@ USER dagbridge
 ENV AIRFLOW_HOME=/home/dagbridge/airflow \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     DAGBRIDGE_DAGS_FOLDER=/app/dags \
+    DAGBRIDGE_LOGS_BASE=/app/logs \
     DAGBRIDGE_METRICS_PORT=9464 \
     DAGBRIDGE_LOG_FORMAT=json
 EXPOSE 9464

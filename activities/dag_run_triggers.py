@@ -75,7 +75,13 @@ class DagRunTriggers:
 
         async def start(client: Client) -> bool:
             try:
-                await start_dag_run(client, request, self._settings.task_queue, memo={TRIGGERED_BY: triggered_by})
+                await start_dag_run(
+                    client,
+                    request,
+                    self._settings.task_queue,
+                    memo={TRIGGERED_BY: triggered_by},
+                    trigger_source="operator",
+                )
             except WorkflowAlreadyStartedError:
                 description = await client.get_workflow_handle(dag_run_workflow_id(msg.dag_id, msg.run_id)).describe()
                 return await description.memo_value(TRIGGERED_BY, default=None) == triggered_by

@@ -33,6 +33,10 @@ class EventPublisher:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        # Series at 0 from the start: a failure rate reads 0, not "no data", until one fails.
+        for topic in (settings.task_events_topic, settings.run_events_topic):
+            metrics.EVENTS_PUBLISHED.labels(topic)
+            metrics.EVENTS_FAILED.labels(topic)
 
     @property
     def enabled(self) -> bool:

@@ -28,6 +28,7 @@ from airflow.utils.state import TaskInstanceState
 from activities.dag_loader import DagLoader
 from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms
+from activities.task_log_capture import output_to, traceback_tail, write_streams_through
 from airflow_adapter.task_runtime import CallbackFailureLog, runtime_task_instance
 from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
 from schemas.settings import Settings
@@ -64,6 +65,7 @@ def init_task_process(settings: Settings) -> None:
     _this_process.loader = DagLoader(Path(settings.dags_folder))
     _this_process.dag_runs = DagRunTriggers(settings, _this_process.loader)
     signal.signal(STOP_SIGNAL, _stop_if_no_longer_permitted)
+    write_streams_through()
     gc.collect()
     gc.freeze()
 
@@ -123,12 +125,17 @@ def _claim(try_dir: Path) -> bool:
     return (try_dir / PERMIT_FILE).exists()
 
 
-def run_task_try(request: TaskTryRequest, try_dir: str) -> TaskTryResult:
+def run_task_try(request: TaskTryRequest, try_dir: str, log_file: str, log_header: str) -> TaskTryResult:
+    """Run the try, everything it writes going to ``log_file`` (appended: pokes of one try share it)."""
     assert _this_process.dag_runs is not None, "init_task_process was not called"
     try:
         if not _claim(Path(try_dir)):
             raise AirflowTaskTerminated("the try was stopped before it started")
-        return _run_task_try(request)
+        # Parsed before the capture starts: the DagBag's lines about every file in the folder
+        # belong to no try.
+        get_dag(request.dag_run.dag_id)
+        with output_to(Path(log_file), log_header):
+            return _run_task_try(request)
     finally:
         _this_process.current_try = None
         # Airflow's handler holds this try's task: a later try's stop must not call its on_kill.
@@ -201,7 +208,11 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         state=TaskState(state.value),
         start_date=start_date,
         end_date=comms.end_date or ti.end_date or datetime.now(tz=UTC),
-        error=TaskError(type=type(error).__name__, message=str(error)) if error is not None else None,
+        error=(
+            TaskError(type=type(error).__name__, message=str(error), traceback=traceback_tail(error))
+            if error is not None
+            else None
+        ),
         xcoms=list(comms.pushed.values()),
         mapped_length=comms.mapped_length,
         skip_downstream=comms.skip_downstream,

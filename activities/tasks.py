@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,11 +26,14 @@ from activities import metrics, task_process
 from activities.dag_loader import DagNotFound
 from activities.events import EventPublisher
 from infra.backoff import DEFAULT_BACKOFF, Backoff
+from infra.task_logs import TaskLogStore
 from schemas.errors import FailureType
 from schemas.messages import TRY_END_STATES, TaskEvent
 from schemas.names import RUN_TASK_TRY_ACTIVITY, TRY_INPUTS_QUERY
 from schemas.runs import TaskTryRequest, TaskTryResult, TryInputs
 from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -45,6 +51,9 @@ class TaskProcessPool:
         self._processes = settings.task_processes
         self._executor = self._new_executor()
         self._tries = Path(tempfile.mkdtemp(prefix="dagbridge-tries-"))
+        # Logs bound for an object store are staged outside the tries folder, which shutdown
+        # removes: a log whose upload failed stays where the event said it is.
+        self.logs = TaskLogStore(settings.logs_base, staging=Path(tempfile.gettempdir(), "dagbridge-task-logs"))
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker process runs threads (Temporal's core, the event loop)
@@ -70,14 +79,20 @@ class TaskProcessPool:
             self._replace(executor)
             raise
 
-    async def run(self, request: TaskTryRequest) -> TaskTryResult:
-        """Run the try in a pool process; cancelling this stops the try and returns once it ended."""
+    async def run(self, request: TaskTryRequest, log_header: str) -> TaskTryResult:
+        """Run the try in a pool process; cancelling this stops the try and returns once it ended.
+
+        The try's output goes to its log, which is in place (uploaded to an object store) once
+        this returns, also when the try raised or was stopped.
+        """
         executor = self._executor
+        coordinates = (request.dag_run.dag_id, request.dag_run.run_id, request.task_id, request.map_index)
+        log_file = await asyncio.to_thread(self.logs.local_file, *coordinates, request.try_number)
         try_dir = Path(tempfile.mkdtemp(dir=self._tries))
         (try_dir / task_process.PERMIT_FILE).touch()
-        future = executor.submit(task_process.run_task_try, request, str(try_dir))
+        future = executor.submit(task_process.run_task_try, request, str(try_dir), str(log_file), log_header)
         try:
-            return await asyncio.wrap_future(future)
+            result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             await self._stop(executor, future, try_dir)
             raise
@@ -88,6 +103,28 @@ class TaskProcessPool:
             raise
         finally:
             shutil.rmtree(try_dir, ignore_errors=True)
+            # Shielded: a stopped try's log is uploaded too, before the cancellation is reported.
+            location = await asyncio.shield(self._keep_log(log_file, request))
+        return result.model_copy(update={"log": location})
+
+    async def _keep_log(self, log_file: Path, request: TaskTryRequest) -> str:
+        """Upload the try's log if it goes to an object store; where the log is now."""
+        coordinates = (request.dag_run.dag_id, request.dag_run.run_id, request.task_id, request.map_index)
+        try:
+            await asyncio.to_thread(
+                functools.partial(self.logs.upload, log_file, *coordinates, try_number=request.try_number)
+            )
+        except Exception as err:
+            log.warning(
+                "cannot upload the log of %s try %d (%s): it stays in %s",
+                request.label,
+                request.try_number,
+                err,
+                log_file,
+            )
+            return str(log_file)
+        self.logs.discard_staged(log_file)
+        return self.logs.location(*coordinates, request.try_number)
 
     async def _stop(self, executor: ProcessPoolExecutor, future: Future, try_dir: Path) -> None:
         (try_dir / task_process.PERMIT_FILE).unlink()
@@ -175,7 +212,13 @@ class TaskActivities:
 
     async def _run(self, request: TaskTryRequest) -> TaskTryResult:
         activity.logger.info("running %s try %d", request.label, request.try_number)
-        attempt = asyncio.ensure_future(self._pool.run(request))
+        info = activity.info()
+        poke = f", poke {request.reschedule_count + 1}" if request.reschedule_count else ""
+        header = (
+            f"--- dagbridge: {request.label} try {request.try_number}{poke} (activity attempt {info.attempt}) "
+            f"on worker {socket.gethostname()}:{os.getpid()}, workflow {info.workflow_id} ---"
+        )
+        attempt = asyncio.ensure_future(self._pool.run(request, header))
         try:
             await self._heartbeat_until_done(attempt)
         except asyncio.CancelledError:

@@ -30,7 +30,7 @@ from bridge.dlq import send_dead_letter
 from bridge.offsets import PartitionOffsets
 from infra.backoff import DEFAULT_BACKOFF, Backoff
 from infra.kafka import kafka_options
-from infra.temporal import connect, run_options, start_dag_run
+from infra.temporal import connect, register_search_attributes, run_options, start_dag_run
 from schemas.ids import dag_run_workflow_id
 from schemas.messages import InvalidTrigger, parse_trigger
 from schemas.runs import DagRunRequest
@@ -122,6 +122,7 @@ class TriggerBridge:
         client = await self._until_available(stop, "connect to Temporal", lambda: connect(self._settings))
         if client is None:
             return
+        await register_search_attributes(client)
         producer = await self._until_available(stop, "start the DLQ producer", self._start_producer)
         if producer is None:
             return
@@ -264,7 +265,8 @@ class TriggerBridge:
     async def _start(self, request: DagRunRequest) -> Outcome:
         try:
             await asyncio.wait_for(
-                start_dag_run(self._client, request, self._settings.task_queue), START_TIMEOUT_SECONDS
+                start_dag_run(self._client, request, self._settings.task_queue, trigger_source="kafka"),
+                START_TIMEOUT_SECONDS,
             )
         except WorkflowAlreadyStartedError:
             return Outcome.DUPLICATE

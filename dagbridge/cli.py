@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from infra.logs import configure_logging
+from schemas import run_attributes
 from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunRequest, DagRunResult
 from schemas.settings import Settings, settings_error_lines, unknown_setting_variables
@@ -159,7 +160,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     async def main() -> dict[str, Any]:
         client = await connect(settings)
-        handle = await start_dag_run(client, request, settings.task_queue)
+        handle = await start_dag_run(client, request, settings.task_queue, trigger_source="cli")
         try:
             return run_result_json(await handle.result())
         except WorkflowFailureError as err:
@@ -228,6 +229,74 @@ def _cancel(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def _fail(message: str) -> int:
+    print(f"dagbridge: {message}", file=sys.stderr)
+    return 1
+
+
+def _logs(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.service import RPCError
+
+    from dagbridge.task_log_command import LogCommandError, print_task_log
+
+    try:
+        asyncio.run(
+            print_task_log(
+                settings,
+                args.dag_id,
+                args.run_id,
+                args.task_id,
+                map_index=args.map_index,
+                try_number=args.try_number,
+                follow=args.follow,
+            )
+        )
+    except LogCommandError as err:
+        return _fail(str(err))
+    except RPCError as err:
+        return _fail(f"cannot ask Temporal at {settings.temporal_address} whether the try runs: {err.message}")
+    except RuntimeError as err:
+        return _fail(f"cannot reach Temporal at {settings.temporal_address}: {err}")
+    except OSError as err:
+        return _fail(f"cannot read the log under {settings.logs_base}: {err}")
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _runs(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.service import RPCError
+
+    from dagbridge.run_views import RunViewError, list_runs, runs_table
+
+    try:
+        runs = asyncio.run(list_runs(settings, args.dag_id, args.state, args.limit))
+    except RunViewError as err:
+        return _fail(str(err))
+    except RPCError as err:
+        return _fail(f"cannot list runs: {err.message}")
+    print(json.dumps(runs, indent=2, default=str) if args.json else runs_table(runs))
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from dagbridge.run_views import RunViewError, run_status, status_table
+
+    try:
+        status = asyncio.run(run_status(settings, args.dag_id, args.run_id))
+    except RunViewError as err:
+        return _fail(str(err))
+    print(json.dumps(status, indent=2, default=str) if args.json else status_table(status))
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="dagbridge", description="Run Airflow DAGs as Temporal workflows.")
     root.add_argument("--temporal-address", help="DAGBRIDGE_TEMPORAL_ADDRESS")
@@ -275,7 +344,33 @@ def parser() -> argparse.ArgumentParser:
     events.add_argument("--run-id", help="only the events of this run")
     events.add_argument("--json", action="store_true", help="print each event as its JSON message")
     events.set_defaults(handler=_events)
+    _add_run_view_commands(commands)
     return root
+
+
+def _add_run_view_commands(commands: argparse._SubParsersAction) -> None:
+    """``logs``, ``runs`` and ``status``: what runs did and are doing."""
+    logs = commands.add_parser("logs", help="print a task try's log (the latest try unless --try)")
+    logs.add_argument("dag_id")
+    logs.add_argument("run_id")
+    logs.add_argument("task_id")
+    logs.add_argument("--map-index", type=int, default=-1, help="the mapped task instance")
+    logs.add_argument("--try", dest="try_number", type=_positive, help="the try number (default: the latest)")
+    logs.add_argument("--follow", action="store_true", help="keep printing while the try runs")
+    logs.set_defaults(handler=_logs)
+
+    runs = commands.add_parser("runs", help="list DAG runs, newest first, from Temporal's visibility")
+    runs.add_argument("dag_id", nargs="?", help="only the runs of this DAG")
+    runs.add_argument("--state", choices=run_attributes.RUN_STATES, help="only runs in this state")
+    runs.add_argument("--limit", type=_positive, default=20, help="at most this many runs (default 20)")
+    runs.add_argument("--json", action="store_true", help="print a JSON list")
+    runs.set_defaults(handler=_runs)
+
+    status = commands.add_parser("status", help="print a DAG run's task grid: state, try and duration per task")
+    status.add_argument("dag_id")
+    status.add_argument("run_id")
+    status.add_argument("--json", action="store_true", help="print the run as JSON")
+    status.set_defaults(handler=_status)
 
 
 def main(argv: list[str] | None = None) -> int:

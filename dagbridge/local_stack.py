@@ -39,6 +39,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from schemas import run_attributes
+
 LOOPBACK = "127.0.0.1"
 
 _T = TypeVar("_T")
@@ -292,6 +294,9 @@ class TemporalDevServer(_ServerProcess):
             command += ["--db-filename", str(self.db_filename)]
         for key, value in self.dynamic_config.items():
             command += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
+        # Registered before the first run starts: a start carrying unknown attributes is refused.
+        for key in run_attributes.ALL:
+            command += ["--search-attribute", f"{key.name}=Keyword"]
         return command
 
     async def _probe(self) -> None:

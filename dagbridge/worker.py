@@ -18,7 +18,7 @@ from activities.events import EventActivities, EventPublisher
 from activities.limits import LimitActivities, PoolSizes
 from activities.tasks import TaskActivities, TaskProcessPool
 from infra.metrics_server import serve_metrics
-from infra.temporal import connect
+from infra.temporal import connect, register_search_attributes
 from schemas.settings import Settings
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
@@ -37,6 +37,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
     client = await connect(settings)
+    await register_search_attributes(client)
     pool = TaskProcessPool(settings)
     await asyncio.to_thread(pool.start)
     loader = DagLoader(settings.dags_folder)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, TLSConfig, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
+from schemas import run_attributes
 from schemas.ids import dag_run_workflow_id
 from schemas.names import DAG_RUN_WORKFLOW
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
@@ -31,6 +41,52 @@ async def connect(settings: Settings) -> Client:
     )
 
 
+log = logging.getLogger(__name__)
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Add the DAG-run search attributes the namespace lacks; a no-op once they exist.
+
+    Where the client may not change the namespace (Temporal Cloud: `tcld namespace
+    search-attributes add`), it logs what an operator must add instead of failing.
+    """
+    namespace = client.namespace
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {
+            key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            for key in run_attributes.ALL
+            if key.name not in existing.custom_attributes
+        }
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            )
+            log.info("registered search attributes %s on namespace %s", sorted(missing), namespace)
+    except RPCError as err:
+        log.warning(
+            "cannot register the search attributes %s (Keyword) on namespace %s: %s; add them, or runs cannot start",
+            [key.name for key in run_attributes.ALL],
+            namespace,
+            err.message,
+        )
+
+
+def start_attributes(request: DagRunRequest, trigger_source: str) -> TypedSearchAttributes:
+    """What a run's workflow carries from its start: it is queued until it holds a run slot."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(run_attributes.DAG_ID, request.dag_id),
+            SearchAttributePair(run_attributes.RUN_ID, request.run_id),
+            SearchAttributePair(run_attributes.RUN_TYPE, request.run_type.value),
+            SearchAttributePair(run_attributes.RUN_STATE, run_attributes.QUEUED),
+            SearchAttributePair(run_attributes.TRIGGER_SOURCE, trigger_source),
+        ]
+    )
+
+
 def run_options(settings: Settings) -> RunOptions:
     return RunOptions(
         default_task_queue=settings.task_queue,
@@ -39,12 +95,17 @@ def run_options(settings: Settings) -> RunOptions:
 
 
 async def start_dag_run(
-    client: Client, request: DagRunRequest, task_queue: str, memo: dict[str, Any] | None = None
+    client: Client,
+    request: DagRunRequest,
+    task_queue: str,
+    memo: dict[str, Any] | None = None,
+    trigger_source: str = "api",
 ) -> WorkflowHandle:
     """Start the run's workflow; raises ``WorkflowAlreadyStartedError`` if (dag_id, run_id) ever ran.
 
     The ID may never be reused, even after the run closed: a redelivered trigger must find it
-    taken, not start a second run. ``memo`` lets a starter recognise a run it started itself.
+    taken, not start a second run. ``memo`` lets a starter recognise a run it started itself;
+    ``trigger_source`` (``kafka``, ``cli``, ``operator``...) becomes the TriggerSource search attribute.
     """
     return await client.start_workflow(
         DAG_RUN_WORKFLOW,
@@ -55,4 +116,5 @@ async def start_dag_run(
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         result_type=DagRunResult,
         memo=memo,
+        search_attributes=start_attributes(request, trigger_source),
     )

@@ -9,8 +9,10 @@ once after the prefix and never from the right.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import quote
 
 DAG_RUN_PREFIX = "dagrun:"
 LIMIT_PREFIX = "limit:"
@@ -89,6 +91,58 @@ def run_event_id(workflow_id: str) -> str:
 def event_key(dag_id: str, run_id: str) -> bytes:
     """Kafka key of every event of a run: one partition per run keeps its events in order."""
     return f"{dag_id}:{run_id}".encode()
+
+
+# Characters a log path component keeps as they are: Airflow's run_id alphabet. Everything else
+# ("/", "\\", "%", NUL, non-ASCII...) is percent-encoded, so no ID can leave its own folder.
+_LOG_PATH_SAFE = "_.~:+-"
+# Most file systems (and S3 console paths) cap one name at 255 bytes.
+_MAX_NAME_BYTES = 255
+
+
+def _log_path_component(key: str, value: str) -> str:
+    """``<key>=<value>`` as one safe path name.
+
+    The ``key=`` prefix means no value can make the name ``.`` or ``..``; a name too long once
+    encoded keeps its start and gets a digest of the whole value, so it stays unique.
+    """
+    name = f"{key}={quote(value, safe=_LOG_PATH_SAFE)}"
+    if len(name) > _MAX_NAME_BYTES:
+        digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+        name = f"{name[: _MAX_NAME_BYTES - len(digest) - 1]}~{digest}"
+    return name
+
+
+def task_log_path(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """Where a try's log lives below the logs base, in Airflow's layout.
+
+    ``dag_id=<dag>/run_id=<run>/task_id=<task>/[map_index=<i>/]attempt=<n>.log``; pokes of a
+    reschedule-mode sensor share their try's file.
+    """
+    return "/".join(
+        [
+            *task_log_folder(dag_id, run_id, task_id, map_index),
+            f"attempt={try_number}.log",
+        ]
+    )
+
+
+def task_log_folder(dag_id: str, run_id: str, task_id: str, map_index: int) -> list[str]:
+    """The path components of the folder holding every attempt of one task instance's log."""
+    parts = [
+        _log_path_component("dag_id", dag_id),
+        _log_path_component("run_id", run_id),
+        _log_path_component("task_id", task_id),
+    ]
+    if map_index >= 0:
+        parts.append(f"map_index={map_index}")
+    return parts
+
+
+def parse_task_log_attempt(name: str) -> int | None:
+    """The try number of an ``attempt=<n>.log`` file name, ``None`` for any other name."""
+    number = name.removeprefix("attempt=").removesuffix(".log")
+    return int(number) if name.startswith("attempt=") and name.endswith(".log") and number.isdigit() else None
 
 
 def _is_int(text: str) -> bool:

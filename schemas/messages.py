@@ -213,6 +213,7 @@ def parse_trigger(
 class EventError(_Message):
     type: str
     message: str
+    traceback: str | None = Field(default=None, description="The last lines of the try's traceback, when it raised")
 
 
 TryEndState = Literal["success", "failed", "skipped", "up_for_retry"]
@@ -241,6 +242,11 @@ class TaskEvent(_Message):
     duration_seconds: float
     error: EventError | None = None
     xcom_keys: list[str] = Field(default_factory=list)
+    log: str | None = Field(
+        default=None,
+        description="Where the try's log lives (a path on the worker's logs volume or an object-store URL); "
+        "null when no worker reported the try",
+    )
 
     @classmethod
     def of_try(cls, workflow_id: str, request: TaskTryRequest, result: TaskTryResult) -> TaskEvent:
@@ -255,8 +261,13 @@ class TaskEvent(_Message):
             start_date=result.start_date,
             end_date=result.end_date,
             duration_seconds=(result.end_date - result.start_date).total_seconds(),
-            error=EventError(type=result.error.type, message=result.error.message) if result.error else None,
+            error=(
+                EventError(type=result.error.type, message=result.error.message, traceback=result.error.traceback)
+                if result.error
+                else None
+            ),
             xcom_keys=sorted({entry.key for entry in result.xcoms}),
+            log=result.log,
         )
 
 

@@ -15,6 +15,7 @@ CONCURRENCY_LIMIT_WORKFLOW: Final = "ConcurrencyLimit"
 CHANGE_SLOTS_UPDATE: Final = "change_slots"
 SLOTS_GRANTED_SIGNAL: Final = "slots_granted"
 TRY_INPUTS_QUERY: Final = "try_inputs"
+RUN_STATUS_QUERY: Final = "run_status"
 
 LOAD_SERIALIZED_DAG_ACTIVITY: Final = "load_serialized_dag"
 RUN_TASK_TRY_ACTIVITY: Final = "run_task_try"

@@ -131,6 +131,7 @@ class XComEntry(_Payload):
 class TaskError(_Payload):
     type: str
     message: str
+    traceback: str | None = Field(default=None, description="The last lines of the try's traceback")
 
 
 class TaskInstanceResult(_Payload):
@@ -253,3 +254,4 @@ class TaskTryResult(_Payload):
         description="The task callbacks (e.g. on_success_callback) that raised during the try; Airflow "
         "logs them and keeps the try's outcome",
     )
+    log: str | None = Field(default=None, description="Where the try's log lives: a path or an object-store URL")

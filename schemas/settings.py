@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe level logged"
     )
+    logs_base: str = Field(
+        default="logs",
+        description="Where each task try's log is kept, in Airflow's layout: a folder (relative to the working "
+        "directory) or an object-store URL such as s3://bucket/prefix or gs://bucket/prefix (needs s3fs or gcsfs)",
+    )
 
     @model_validator(mode="after")
     def _complete_credentials(self) -> Self:

@@ -77,8 +77,15 @@ async def assert_every_history_replays(client: Client) -> None:
 
 
 @pytest.fixture(scope="session")
-def worker_settings(temporal_server: TemporalDevServer) -> Settings:
+def task_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The logs base of the session's workers."""
+    return tmp_path_factory.mktemp("task-logs")
+
+
+@pytest.fixture(scope="session")
+def worker_settings(temporal_server: TemporalDevServer, task_logs: Path) -> Settings:
     return Settings(
+        logs_base=str(task_logs),
         temporal_address=temporal_server.address,
         task_queue=TASK_QUEUE,
         dags_folder=TEST_DAGS,

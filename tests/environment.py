@@ -41,6 +41,9 @@ class SessionEnvironment:
         # events. Tests that need Kafka start Tansu and pass its address explicitly.
         if "DAGBRIDGE_KAFKA_BOOTSTRAP" not in os.environ:
             self._patch.setenv("DAGBRIDGE_KAFKA_BOOTSTRAP", "")
+        # Workers started without the session's settings must not write task logs into the checkout.
+        if "DAGBRIDGE_LOGS_BASE" not in os.environ:
+            self._patch.setenv("DAGBRIDGE_LOGS_BASE", str(self._directory("dagbridge-tests-task-logs-")))
         self._patch.setenv(CALLBACK_RECORDS_VARIABLE, str(self._directory("dagbridge-callback-records-")))
         for name, value in CONFORMANCE_VARIABLES.items():
             self._patch.setenv(name, value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,8 +15,10 @@ from schemas.ids import (
     event_key,
     limit_workflow_id,
     parse_dag_run_workflow_id,
+    parse_task_log_attempt,
     run_event_id,
     task_event_id,
+    task_log_path,
 )
 
 DAG_IDS = st.from_regex(r"[A-Za-z0-9_.\-]{1,40}", fullmatch=True)
@@ -61,3 +65,36 @@ def test_pokes_of_one_try_share_its_qualified_id_but_not_their_activity_id() -> 
 @pytest.mark.parametrize("activity_id", ["", "load", "load:x:1", "load:1:x", "a:1:1:reschedule-x", "a:1:1:other"])
 def test_activity_ids_of_another_shape_do_not_parse(activity_id: str) -> None:
     assert TryId.parse_activity_id(activity_id) is None
+
+
+def test_task_log_path_is_airflows_layout() -> None:
+    assert (
+        task_log_path("etl", "manual__2025-01-01T00:00:00+00:00", "load", -1, 2)
+        == "dag_id=etl/run_id=manual__2025-01-01T00:00:00+00:00/task_id=load/attempt=2.log"
+    )
+    assert (
+        task_log_path("etl", "r", "transform", 3, 1)
+        == "dag_id=etl/run_id=r/task_id=transform/map_index=3/attempt=1.log"
+    )
+    assert parse_task_log_attempt("attempt=12.log") == 12
+    assert parse_task_log_attempt("attempt=x.log") is None
+    assert parse_task_log_attempt("attempt=1.log.tmp") is None
+
+
+@given(st.text(min_size=1, max_size=400), st.text(min_size=1, max_size=400), st.text(min_size=1, max_size=300))
+def test_no_id_leaves_its_folder_in_the_log_path(dag_id: str, run_id: str, task_id: str) -> None:
+    base = PurePosixPath("/logs")
+    path = PurePosixPath(base, task_log_path(dag_id, run_id, task_id, -1, 1))
+    parts = path.relative_to(base).parts
+    # Exactly four names, each under its own key, none a traversal, none too long for a file system.
+    assert [part.split("=", 1)[0] for part in parts] == ["dag_id", "run_id", "task_id", "attempt"]
+    assert all(part not in {".", ".."} and "/" not in part and "\x00" not in part for part in parts)
+    assert all(len(part.encode()) <= 255 and part.isascii() for part in parts)
+
+
+def test_hostile_ids_are_encoded_and_stay_distinct() -> None:
+    assert task_log_path("../..", "../../etc", "t", -1, 1).split("/")[:2] == ["dag_id=..%2F..", "run_id=..%2F..%2Fetc"]
+    assert task_log_path("d", "é/x", "t", -1, 1).split("/")[1] == "run_id=%C3%A9%2Fx"
+    # Long IDs are cut with a digest of the whole ID: two that share a long start stay apart.
+    long_a, long_b = "a" * 300 + "1", "a" * 300 + "2"
+    assert task_log_path("d", long_a, "t", -1, 1) != task_log_path("d", long_b, "t", -1, 1)

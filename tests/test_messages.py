@@ -253,14 +253,17 @@ def test_task_event_of_a_failed_try() -> None:
         state=TaskState.UP_FOR_RETRY,
         start_date=START,
         end_date=START + timedelta(seconds=1.5),
-        error=TaskError(type="RuntimeError", message="boom"),
+        error=TaskError(type="RuntimeError", message="boom", traceback='  File "etl.py", line 3\nRuntimeError: boom'),
         xcoms=[XComEntry(task_id="load", map_index=3, key="b", value=1), XComEntry(task_id="load", key="a")],
+        log="s3://logs/dag_id=etl/run_id=kafka__k/task_id=load/map_index=3/attempt=2.log",
     )
     event = TaskEvent.of_try("dagrun:etl:kafka__k", try_request(map_index=3), result)
 
     assert event.event_id == "dagrun:etl:kafka__k:load:3:2"
     assert (event.dag_id, event.run_id, event.state, event.duration_seconds) == ("etl", "kafka__k", "up_for_retry", 1.5)
     assert event.error is not None and (event.error.type, event.error.message) == ("RuntimeError", "boom")
+    assert event.error.traceback == '  File "etl.py", line 3\nRuntimeError: boom'
+    assert event.log == result.log
     assert event.xcom_keys == ["a", "b"]
     jsonschema.validate(
         json.loads(event.model_dump_json()), json.loads((SCHEMA_DIR / "task-event.schema.json").read_text())

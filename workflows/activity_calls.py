@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RUN_TASK_TRY_ACTIVITY,
     )
     from schemas.runs import RunOptions, TaskTryRequest, TaskTryResult
+    from workflows import run_view
     from workflows.stopping import despite_cancellation
 
 # Task failures come back as results and follow Airflow's own retry rules; Temporal only
@@ -105,6 +106,7 @@ def start_task_try(try_request: TaskTryRequest, queue: str, options: RunOptions)
         try_request,
         result_type=TaskTryResult,
         activity_id=_activity_id(try_request),
+        summary=run_view.try_summary(try_request),
         task_queue=queue,
         start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
         heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),

@@ -14,12 +14,14 @@ with workflow.unsafe.imports_passed_through():
     from airflow.configuration import conf as airflow_conf
     from sqlalchemy.orm import Session
 
+    from schemas import run_attributes
     from schemas.errors import FailureType
-    from schemas.ids import run_event_id
+    from schemas.ids import parse_dag_run_workflow_id, run_event_id
     from schemas.limits import SlotChanges, SlotClaim, SlotGrant, SlotRelease
     from schemas.messages import RunEvent
-    from schemas.names import DAG_RUN_WORKFLOW, SLOTS_GRANTED_SIGNAL, TRY_INPUTS_QUERY
+    from schemas.names import DAG_RUN_WORKFLOW, RUN_STATUS_QUERY, SLOTS_GRANTED_SIGNAL, TRY_INPUTS_QUERY
     from schemas.runs import DagRunRequest, DagRunResult, RunSnapshot, TryInputs
+    from workflows import run_view
     from workflows.activity_calls import change_slots, load_serialized_dag, publish_run_event, run_callbacks
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun
@@ -49,6 +51,7 @@ class DagRunWorkflow:
     def __init__(self) -> None:
         self._slots = RunSlots(workflow.info().workflow_id)
         self._xcoms = XComStore()
+        self._dag_run: AirflowDagRun | None = None
         # Set once the run exists in its private database.
         self._tries: RunningTries | None = None
         self._try_requests: TryRequests | None = None
@@ -64,6 +67,14 @@ class DagRunWorkflow:
         assert self._try_requests is not None, "no try was handed out yet"
         return self._try_requests.inputs(task_id)
 
+    @workflow.query(name=RUN_STATUS_QUERY)
+    def run_status(self) -> DagRunResult:
+        """The run so far, as its result will list it: every task instance's state, try and dates."""
+        dag_id, run_id = parse_dag_run_workflow_id(workflow.info().workflow_id) or ("", "")
+        if self._dag_run is None:
+            return DagRunResult(dag_id=dag_id, run_id=run_id, state=run_attributes.QUEUED)
+        return self._dag_run.result()
+
     @workflow.run
     async def run(self, request: DagRunRequest) -> DagRunResult:
         """Run the DAG run, then publish its run event, also when it could not run at all."""
@@ -72,6 +83,7 @@ class DagRunWorkflow:
             result = await self._run(request)
         except FailureError as err:
             cause = err.cause if isinstance(err, ActivityError) and isinstance(err.cause, FailureError) else err
+            run_view.mark_state(run_attributes.FAILED)
             await publish_run_event(
                 RunEvent(
                     event_id=run_event_id(info.workflow_id),
@@ -86,6 +98,7 @@ class DagRunWorkflow:
                 )
             )
             raise
+        run_view.mark_state(run_attributes.SUCCESS if result.state == "success" else run_attributes.FAILED)
         await publish_run_event(RunEvent.of_result(info.workflow_id, result, request))
         if self._stop is RunStop.CANCELLED:
             # Temporal then shows the run as Canceled; the run event carries its task instances.
@@ -96,6 +109,7 @@ class DagRunWorkflow:
         serialized_dag = request.serialized_dag or await load_serialized_dag(request.dag_id)
         try:
             await self._wait_for_run_slot(request.dag_id, serialized_dag)
+            run_view.mark_state(run_attributes.RUNNING)
             result = await self._run_in_private_db(request.model_copy(update={"serialized_dag": serialized_dag}))
         except (Exception, asyncio.CancelledError):
             # Failed or cancelled, the run ends here as well. The other BaseExceptions end nothing:
@@ -131,6 +145,7 @@ class DagRunWorkflow:
         resume = request.resume
         with private_airflow_session(resume.database if resume else None) as session:
             dag_run = self._create(session, request) if resume is None else self._resume(session, request, resume)
+            self._dag_run = dag_run
             self._tries = RunningTries(dag_run, self._xcoms, request.options)
             self._try_requests = TryRequests(dag_run, request.conf, self._xcoms)
             error = await self._drive(dag_run, request)
@@ -219,6 +234,7 @@ class DagRunWorkflow:
             while (result := tries.take_finished()) is not None:
                 dag_run.record(result)
                 self._slots.finish(result.task_id, result.map_index)
+            run_view.show_task_grid(dag_run.state.value, dag_run.task_instance_states())
 
     def _history_is_long(self, request: DagRunRequest) -> bool:
         info = workflow.info()

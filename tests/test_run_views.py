@@ -1,0 +1,100 @@
+"""DAG runs in Temporal's UI and CLI: search attributes, the task grid, `dagbridge runs` and `status`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from schemas import run_attributes
+from schemas.settings import Settings
+from tests.harness import DagRunner
+from tests.held_runs import DAG_ID, RUN_TIMEOUT, dagbridge, start_held, wait_for_file
+
+
+async def runs_listed(settings: Settings, *args: str) -> list[dict]:
+    listed = await asyncio.to_thread(dagbridge, settings, "runs", *args, "--json")
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+async def wait_for_state(client: Client, run_id: str, state: str) -> None:
+    """Visibility is eventually consistent: the upserted state shows up shortly after the command."""
+    query = f"{run_attributes.RUN_ID.name} = '{run_id}' AND {run_attributes.RUN_STATE.name} = '{state}'"
+    async with asyncio.timeout(RUN_TIMEOUT):
+        while not [execution async for execution in client.list_workflows(query)]:
+            await asyncio.sleep(0.2)
+
+
+async def test_runs_and_status_follow_a_run_from_running_to_failed(
+    run_dag: DagRunner, worker_settings: Settings, temporal_client: Client, tmp_path: Path
+) -> None:
+    handle = await start_held(run_dag, "foxtrot", tmp_path, conf={"fail": True})
+    await wait_for_file(tmp_path / "started-foxtrot")
+    await wait_for_state(temporal_client, "logs__foxtrot", run_attributes.RUNNING)
+
+    running = await runs_listed(worker_settings, DAG_ID, "--state", "running")
+    assert [(run["run_id"], run["run_type"], run["trigger_source"]) for run in running] == [
+        ("logs__foxtrot", "manual", "api")
+    ]
+    status = await asyncio.to_thread(dagbridge, worker_settings, "status", DAG_ID, "logs__foxtrot", "--json")
+    assert status.returncode == 0, status.stderr
+    grid = json.loads(status.stdout)
+    assert grid["state"] == "running"
+    assert [(ti["task_id"], ti["state"], ti["try_number"]) for ti in grid["task_instances"]] == [("talk", "running", 1)]
+
+    (tmp_path / "release").touch()
+    result = await asyncio.wait_for(handle.result(), RUN_TIMEOUT)
+    assert result.state == "failed"
+    await wait_for_state(temporal_client, "logs__foxtrot", run_attributes.FAILED)
+
+    assert "logs__foxtrot" not in [
+        run["run_id"] for run in await runs_listed(worker_settings, DAG_ID, "--state", "running")
+    ]
+    failed = await runs_listed(worker_settings, DAG_ID, "--state", "failed")
+    assert "logs__foxtrot" in [run["run_id"] for run in failed]
+    assert all(run["dag_id"] == DAG_ID for run in await runs_listed(worker_settings, DAG_ID))
+    text = await asyncio.to_thread(dagbridge, worker_settings, "status", DAG_ID, "logs__foxtrot")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == f"{DAG_ID} logs__foxtrot: failed"
+    assert text.stdout.splitlines()[2].split()[:3] == ["talk", "failed", "1"]
+
+    # The UI's view: the try's activity carries a summary, the workflow its task grid.
+    history = await handle.fetch_history()
+    summaries = [
+        temporal_client.data_converter.payload_converter.from_payload(event.user_metadata.summary, str)
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and event.user_metadata.HasField("summary")
+    ]
+    assert summaries == ["talk try 1"]
+    metadata = await handle.query("__temporal_workflow_metadata")
+    assert "| talk | failed |" in metadata.current_details
+
+
+async def test_status_of_a_succeeded_run_and_one_line_errors(
+    run_dag: DagRunner, worker_settings: Settings, tmp_path: Path
+) -> None:
+    handle = await start_held(run_dag, "golf", tmp_path)
+    (tmp_path / "release").touch()
+    assert (await asyncio.wait_for(handle.result(), RUN_TIMEOUT)).state == "success"
+
+    status = await asyncio.to_thread(dagbridge, worker_settings, "status", DAG_ID, "logs__golf", "--json")
+    grid = json.loads(status.stdout)
+    assert (grid["state"], grid["workflow_status"]) == ("success", "completed")
+    [talk] = grid["task_instances"]
+    assert (talk["state"], talk["try_number"]) == ("success", 1) and talk["duration_seconds"] >= 0
+
+    missing = await asyncio.to_thread(dagbridge, worker_settings, "status", DAG_ID, "no_such_run")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == f"dagbridge: no DAG run {DAG_ID} no_such_run (no workflow dagrun:{DAG_ID}:no_such_run)\n"
+    bad = await asyncio.to_thread(dagbridge, worker_settings, "runs", "x' OR 'y")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+    unreachable = await asyncio.to_thread(
+        dagbridge, worker_settings.model_copy(update={"temporal_address": "127.0.0.1:1"}), "runs"
+    )
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("dagbridge: cannot reach Temporal at 127.0.0.1:1")
+    assert unreachable.stderr.count("\n") == 1

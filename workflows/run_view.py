@@ -1,0 +1,78 @@
+"""How a DAG run shows in the Temporal UI: its state as a search attribute, its task grid as the
+workflow's current details, and a readable summary on each task-try activity.
+
+Upserting a search attribute is a workflow command, recorded in history: callers do it at fixed
+points of the run (it holds its run slot, it ended) so a replay issues the same commands.
+Current details and summaries are metadata the UI reads; they cost no history events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from temporalio import workflow
+
+from schemas import run_attributes
+from schemas.runs import TaskTryRequest
+
+# Airflow's grid, top to bottom: what most needs a look first.
+_STATE_ORDER = [
+    "failed",
+    "upstream_failed",
+    "up_for_retry",
+    "up_for_reschedule",
+    "running",
+    "queued",
+    "scheduled",
+    "deferred",
+    "success",
+    "skipped",
+    "removed",
+    None,
+]
+# Beyond this many tasks the grid lists the first ones and counts the rest: the details must stay small.
+GRID_TASKS = 50
+
+
+# Workflows that started before runs had a DagRunState never upserted it: their replays must not either.
+STATE_ATTRIBUTE_PATCH = "dag-run-state-search-attribute"
+
+
+def mark_state(state: str) -> None:
+    """Set the run's DagRunState search attribute (a command: call only from deterministic points)."""
+    if workflow.patched(STATE_ATTRIBUTE_PATCH):
+        workflow.upsert_search_attributes([run_attributes.RUN_STATE.value_set(state)])
+
+
+def try_summary(request: TaskTryRequest) -> str:
+    """The activity's one-line summary in the UI: ``transform[3] try 2`` (``, poke 3`` for a rescheduled sensor)."""
+    poke = f", poke {request.reschedule_count + 1}" if request.reschedule_count else ""
+    return f"{request.label} try {request.try_number}{poke}"
+
+
+def _state_cell(states: Counter[str | None]) -> str:
+    ordered = sorted(states.items(), key=lambda item: _STATE_ORDER.index(item[0]) if item[0] in _STATE_ORDER else 99)
+    if len(states) == 1 and sum(states.values()) == 1:
+        return str(ordered[0][0] or "none")
+    return ", ".join(f"{count} {state or 'none'}" for state, count in ordered)
+
+
+def _state_name(state: str | None) -> str | None:
+    # Airflow's states are str enums; their f-string form is not always the bare value.
+    return None if state is None else str(getattr(state, "value", state))
+
+
+def task_grid(run_state: str, task_instance_states: dict[str, list[tuple[int, str | None]]]) -> str:
+    """A markdown table of the run's tasks: one row per task, a mapped task's instances counted by state."""
+    lines = [f"**DAG run {run_state}**", "", "| task | state |", "|---|---|"]
+    for task_id, instances in list(task_instance_states.items())[:GRID_TASKS]:
+        mapped = any(map_index >= 0 for map_index, _ in instances)
+        label = f"{task_id} [{len(instances)}]" if mapped else task_id
+        lines.append(f"| {label} | {_state_cell(Counter(_state_name(state) for _, state in instances))} |")
+    if len(task_instance_states) > GRID_TASKS:
+        lines.append(f"| … {len(task_instance_states) - GRID_TASKS} more tasks | |")
+    return "\n".join(lines)
+
+
+def show_task_grid(run_state: str, task_instance_states: dict[str, list[tuple[int, str | None]]]) -> None:
+    workflow.set_current_details(task_grid(run_state, task_instance_states))
