@@ -18,6 +18,7 @@ from activities.limits import LimitActivities, PoolSizes
 from activities.tasks import TaskActivities, TaskProcessPool
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect
+from infra.workflow_activations import never_interrupt_activations
 from schemas.settings import Settings
 from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
@@ -72,6 +73,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(worker)
             # Every worker serves the limits, whatever its own task queue: a limit is shared by
             # runs on all queues and must outlive any one worker.
             limits_worker = Worker(
@@ -81,6 +83,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(limits_worker)
             async with worker, limits_worker:
                 log.info(
                     "worker ready on task queue %s (%s, dags folder %s)",

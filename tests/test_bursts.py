@@ -21,8 +21,8 @@ from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 from tests.conftest import LOGICAL_DATE, TEST_DAGS
 from tests.processes import WorkerProcess
-from tests.test_concurrency_limits import most_at_once
 from tests.servers import TemporalDevServer
+from tests.test_concurrency_limits import most_at_once
 
 BURST_QUEUE = "dagbridge-burst"
 BURST_LIMITS_QUEUE = "dagbridge-burst-limits"
