@@ -19,6 +19,7 @@ from activities.limits import LimitActivities, PoolSizes
 from activities.tasks import TaskActivities, TaskProcessPool
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect, register_search_attributes
+from infra.workflow_activations import never_interrupt_activations
 from schemas.settings import Settings
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
@@ -74,6 +75,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(worker)
             # Every worker serves the limits, whatever its own task queue: a limit is shared by
             # runs on all queues and must outlive any one worker.
             limits_worker = Worker(
@@ -83,6 +85,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(limits_worker)
             async with worker, limits_worker:
                 log.info(
                     "worker ready on task queue %s (%s, dags folder %s)",

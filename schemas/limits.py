@@ -74,10 +74,13 @@ class SlotGrant(_Payload):
 
 
 class SlotAnswers(_Payload):
-    """What the limits answered a DAG run's changes at once."""
+    """What a DAG run learns at once from sending its changes: the claims that can never be granted."""
 
     refusals: list[SlotRefusal] = Field(default_factory=list)
-    grants: list[SlotGrant] = Field(default_factory=list)
+    grants: list[SlotGrant] = Field(
+        default_factory=list,
+        description="Empty: grants arrive as signals. Histories recorded when limits answered by update carry them",
+    )
 
 
 class SlotRequest(_Payload):

@@ -12,7 +12,7 @@ from typing import Final
 DAG_RUN_WORKFLOW: Final = "DagRun"
 CONCURRENCY_LIMIT_WORKFLOW: Final = "ConcurrencyLimit"
 
-CHANGE_SLOTS_UPDATE: Final = "change_slots"
+CHANGE_SLOTS_SIGNAL: Final = "change_slots"
 SLOTS_GRANTED_SIGNAL: Final = "slots_granted"
 TRY_INPUTS_QUERY: Final = "try_inputs"
 RUN_STATUS_QUERY: Final = "run_status"
