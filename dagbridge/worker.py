@@ -15,13 +15,17 @@ from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
 from activities.events import EventActivities, EventPublisher
 from activities.limits import LimitActivities, PoolSizes
+from activities.schedule_sync import ScheduleSync
+from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect
 from schemas.settings import Settings
+from workflows.backfill import BackfillWorkflow
 from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
+from workflows.dag_schedule import DagScheduleWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     events = EventPublisher(settings)
     event_activities = EventActivities(events)
     limit_activities = LimitActivities(client, PoolSizes(settings.pools), settings)
+    views = SchedulerViews(loader)
+    schedule_activities = ScheduleActivities(client, views)
     if not events.enabled:
         log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
     # Everything imported so far lives as long as the process: keep it out of the collector's
@@ -55,7 +61,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
             worker = Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagRunWorkflow],
+                workflows=[DagRunWorkflow, DagScheduleWorkflow, BackfillWorkflow],
                 activities=[
                     DagActivities(loader).load_serialized_dag,
                     TaskActivities(pool, events=events).run_task_try,
@@ -63,6 +69,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                     event_activities.publish_run_event,
                     event_activities.publish_task_event,
                     limit_activities.change_slots,
+                    schedule_activities.next_scheduled_run,
+                    schedule_activities.plan_backfill,
+                    schedule_activities.run_states,
                 ],
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
@@ -88,9 +97,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                     settings.temporal_address,
                     settings.dags_folder,
                 )
+                syncing = None
+                if settings.schedule_sync_seconds > 0:
+                    syncing = asyncio.create_task(ScheduleSync(client, loader, views, settings).run(stop))
                 if ready is not None:
                     ready.set()
                 await stop.wait()
+                if syncing is not None:
+                    await syncing
     finally:
         pool.shutdown()
         await events.close()
