@@ -12,6 +12,8 @@ from typing import Any
 
 # Airflow reads its home at import; tests must never touch the user's ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="dagbridge-tests-airflow-"))
+# Custom timetables must be registered by a plugin (tests/plugins) for Airflow to serialize them.
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(Path(__file__).parent / "plugins"))
 # Workers publish events until Kafka has them; tests without a broker run workers without events.
 # Tests that need Kafka start Tansu and pass its address explicitly.
 os.environ.setdefault("DAGBRIDGE_KAFKA_BOOTSTRAP", "")
