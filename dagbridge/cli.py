@@ -35,6 +35,13 @@ def _aware_datetime(text: str) -> datetime:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     async def runner() -> None:
         stop = asyncio.Event()
@@ -223,6 +230,83 @@ def _cancel(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def _pause(args: argparse.Namespace, settings: Settings) -> int:
+    from dagbridge.schedule_commands import NoSchedule, set_paused
+    from infra.temporal import connect
+
+    paused = args.command == "pause"
+
+    async def main() -> bool:
+        return await set_paused(await connect(settings), args.dag_id, paused)
+
+    try:
+        was_paused = asyncio.run(main())
+    except NoSchedule as err:
+        print(f"dagbridge: {err}", file=sys.stderr)
+        return 1
+    state = "paused" if paused else "unpaused"
+    print(f"{args.dag_id}: {state}" + (" (it already was)" if was_paused == paused else ""))
+    return 0
+
+
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.client import WorkflowFailureError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from dagbridge.schedule_commands import backfill_progress, describe_progress, start_backfill
+    from infra.temporal import connect, run_options
+    from schemas.ids import backfill_workflow_id
+    from schemas.schedules import ReprocessBehavior
+
+    async def cancel() -> tuple[int, str]:
+        client = await connect(settings)
+        handle = client.get_workflow_handle(backfill_workflow_id(args.dag_id, args.from_date, args.to_date))
+        try:
+            await handle.cancel()
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return 1, f"no running backfill of {args.dag_id} from {args.from_date} to {args.to_date}"
+        return 0, f"backfill of {args.dag_id} cancelled: no more runs start; started runs finish"
+
+    async def run() -> tuple[int, str]:
+        client = await connect(settings)
+        handle = await start_backfill(
+            client,
+            settings.task_queue,
+            args.dag_id,
+            args.from_date,
+            args.to_date,
+            reprocess_behavior=ReprocessBehavior(args.reprocess_behavior),
+            max_active_runs=args.max_active_runs,
+            run_backwards=args.run_backwards,
+            options=run_options(settings),
+        )
+        print(f"backfill workflow {handle.id}", flush=True)
+        if not args.wait:
+            return 0, "started; follow it with the same command and --wait"
+        result = asyncio.ensure_future(handle.result())
+        shown = ""
+        while not result.done():
+            await asyncio.wait({result}, timeout=2)
+            if not result.done():
+                line = describe_progress(await backfill_progress(handle))
+                if line != shown:
+                    print(line, flush=True)
+                    shown = line
+        try:
+            progress = result.result()
+        except WorkflowFailureError as err:
+            cause = err.cause
+            return 1, f"backfill failed: {getattr(cause, 'message', None) or cause}"
+        failed = any(item.state not in (None, "success") for item in progress.items)
+        return (1 if failed or progress.cancelled else 0), describe_progress(progress)
+
+    code, message = asyncio.run(cancel() if args.cancel else run())
+    print(message if code == 0 else f"dagbridge: {message}", file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="dagbridge", description="Run Airflow DAGs as Temporal workflows.")
     root.add_argument("--temporal-address", help="DAGBRIDGE_TEMPORAL_ADDRESS")
@@ -252,6 +336,31 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("run_id")
     cancel.add_argument("--no-wait", action="store_true", help="return once the cancellation is requested")
     cancel.set_defaults(handler=_cancel)
+
+    for name, text in (("pause", "start no more scheduled runs of a DAG"), ("unpause", "schedule a DAG's runs again")):
+        pause = commands.add_parser(name, help=f"{text} (explicit triggers always run)")
+        pause.add_argument("dag_id")
+        pause.set_defaults(handler=_pause)
+
+    backfill = commands.add_parser(
+        "backfill", help="create a DAG's runs for a past range (backfill__<date>), once each; show progress"
+    )
+    backfill.add_argument("dag_id")
+    backfill.add_argument("--from", dest="from_date", type=_aware_datetime, required=True, help="ISO date with offset")
+    backfill.add_argument("--to", dest="to_date", type=_aware_datetime, required=True, help="ISO date with offset")
+    backfill.add_argument(
+        "--reprocess-behavior",
+        choices=["none", "failed", "completed"],
+        default="none",
+        help="intervals that already have a run: leave them (none), run failed ones again, or all of them",
+    )
+    backfill.add_argument("--max-active-runs", type=_positive_int, help="runs in flight at once (default: the DAG's)")
+    backfill.add_argument("--run-backwards", action="store_true", help="latest interval first")
+    backfill.add_argument(
+        "--wait", action=argparse.BooleanOptionalAction, default=True, help="follow progress until the backfill ends"
+    )
+    backfill.add_argument("--cancel", action="store_true", help="cancel the running backfill of this range")
+    backfill.set_defaults(handler=_backfill)
 
     commands.add_parser("bridge", help="consume trigger messages and start their DAG runs").set_defaults(
         handler=_bridge

@@ -25,13 +25,15 @@ from temporalio.worker import Replayer
 
 from dagbridge.worker import run_worker
 from infra.temporal import start_dag_run
-from schemas.names import CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW
+from schemas.names import BACKFILL_WORKFLOW, CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW, DAG_SCHEDULE_WORKFLOW
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 from tests.servers import TemporalDevServer
 from workflows.clock import install_workflow_clock
+from workflows.backfill import BackfillWorkflow
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
+from workflows.dag_schedule import DagScheduleWorkflow
 
 pytest_plugins = ["tests.bridge_fixtures"]
 
@@ -67,11 +69,15 @@ async def assert_every_history_replays(client: Client) -> None:
     histories = [
         await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
         async for execution in client.list_workflows(
-            f"WorkflowType = '{DAG_RUN_WORKFLOW}' OR WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
+            f"WorkflowType IN ('{DAG_RUN_WORKFLOW}', '{CONCURRENCY_LIMIT_WORKFLOW}', "
+            f"'{DAG_SCHEDULE_WORKFLOW}', '{BACKFILL_WORKFLOW}')"
         )
     ]
     install_workflow_clock()
-    replayer = Replayer(workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow, DagScheduleWorkflow, BackfillWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     failures = {}
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -91,6 +97,8 @@ def worker_settings(temporal_server: TemporalDevServer) -> Settings:
         task_heartbeat_timeout_seconds=5,
         pools=TEST_POOLS,
         limit_holder_check_seconds=1,
+        # The test DAGs have no schedules; schedule tests run their own workers on their own folders.
+        schedule_sync_seconds=0,
     )
 
 
