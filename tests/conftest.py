@@ -29,8 +29,8 @@ from schemas.names import BACKFILL_WORKFLOW, CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 from tests.servers import TemporalDevServer
-from workflows.clock import install_workflow_clock
 from workflows.backfill import BackfillWorkflow
+from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
 from workflows.dag_schedule import DagScheduleWorkflow
