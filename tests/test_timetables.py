@@ -22,6 +22,7 @@ from airflow.sdk import (
     DeltaTriggerTimetable,
     MultipleCronTriggerTimetable,
 )
+from airflow.timetables.base import DataInterval as AirflowDataInterval
 from airflow.timetables.base import TimeRestriction
 from airflow.timetables.events import EventsTimetable
 from airflow.utils.types import DagRunType
@@ -83,11 +84,12 @@ def make_dag(name: str, schedule: Any, start: datetime, end: datetime, **kwargs:
     return dag
 
 
-def oracle(dag: DAG) -> list[tuple[Any, ...]]:
-    """The timetable iterated the way the scheduler does, called directly."""
+def oracle(dag: DAG, after: tuple[datetime, datetime] | None = None) -> list[tuple[Any, ...]]:
+    """The timetable iterated the way the scheduler does, called directly; from the interval ``after``."""
     timetable = scheduler_view(dag).timetable
     restriction = TimeRestriction(dag.start_date, dag.end_date, catchup=True)
-    runs, last = [], None
+    runs: list[tuple[Any, ...]] = []
+    last = AirflowDataInterval(*after) if after else None
     while info := timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction):
         run_id = timetable.generate_run_id(
             run_type=DagRunType.SCHEDULED, run_after=info.run_after, data_interval=info.data_interval

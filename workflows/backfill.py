@@ -57,6 +57,7 @@ class BackfillWorkflow:
         self._items: list[BackfillItem] = []
         self._in_flight = 0
         self._cancelled = False
+        self._followers: list[asyncio.Task[None]] = []
 
     @workflow.run
     async def run(self, request: BackfillRequest) -> BackfillProgress:
@@ -108,7 +109,7 @@ class BackfillWorkflow:
             return
         self._items[index] = self._items[index].model_copy(update={"outcome": outcome, "run_id": run.run_id})
         self._in_flight += 1
-        workflow.create_task(self._follow(index, handle))
+        self._followers.append(asyncio.create_task(self._follow(index, handle)))
 
     async def _follow(self, index: int, handle: workflow.ChildWorkflowHandle[object, DagRunResult]) -> None:
         state = "failed"

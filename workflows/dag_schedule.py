@@ -21,6 +21,7 @@ workflow only decides when to start each one and that it starts once:
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import suppress
 from datetime import timedelta
 
@@ -71,7 +72,8 @@ class DagScheduleWorkflow:
         self._paused: bool | None = None
         self._last: ScheduledRun | None = None
         self._in_flight: list[str] = []
-        self._children: set[str] = set()
+        # Runs started by this execution, each followed until it ends (the others were inherited).
+        self._children: dict[str, asyncio.Task[None]] = {}
         self._fingerprint: str | None = None
         self._runs_started = 0
         self._answer: ScheduleAnswer | None = None
@@ -196,8 +198,7 @@ class DagScheduleWorkflow:
             workflow.logger.info("run %s of %s already exists: not started again", run.run_id, self._dag_id)
         else:
             self._in_flight.append(run.run_id)
-            self._children.add(run.run_id)
-            workflow.create_task(self._follow(run.run_id, handle))
+            self._children[run.run_id] = asyncio.create_task(self._follow(run.run_id, handle))
             self._runs_started += 1
         self._last = run
 
@@ -206,7 +207,7 @@ class DagScheduleWorkflow:
         with suppress(ChildWorkflowError):
             await handle
         self._in_flight.remove(run_id)
-        self._children.discard(run_id)
+        del self._children[run_id]
         self._changed = True
 
     def _history_is_long(self) -> bool:
