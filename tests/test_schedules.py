@@ -13,7 +13,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from dagbridge.schedule_commands import schedule_status, set_paused
+from dagbridge.schedule_commands import NoSchedule, schedule_status, set_paused
 from schemas.ids import dag_run_workflow_id, schedule_workflow_id
 from schemas.runs import RunType
 from schemas.settings import Settings
@@ -139,8 +139,9 @@ async def test_catchup_starts_missed_intervals_in_order_within_max_active_runs(
         ]
         starts = [d.start_time for d in descriptions]
         assert starts == sorted(starts), "missed intervals start in order"
-        for earlier, later in zip(descriptions, descriptions[2:], strict=False):
-            assert later.start_time >= earlier.close_time, "never more than max_active_runs=2 in flight"
+        for started in starts:
+            in_flight = [d for d in descriptions if d.start_time <= started < d.close_time]
+            assert len(in_flight) <= 2, "never more than max_active_runs=2 in flight"
         assert await run_ids_of(temporal_client, dag_id) == sorted(run_ids)
     finally:
         await end_schedule(temporal_client, dag_id)
@@ -159,7 +160,10 @@ async def test_future_ticks_pause_unpause_and_paused_upon_creation(
         async with schedule_worker(settings):
 
             async def started(count: int, dag_id: str = ticking) -> bool:
-                status = await schedule_status(temporal_client, dag_id)
+                try:
+                    status = await schedule_status(temporal_client, dag_id)
+                except NoSchedule:
+                    return False  # the worker's first sync has not reached it yet
                 return status.runs_started >= count
 
             await eventually(lambda: started(3), "three ticks")
@@ -224,7 +228,7 @@ async def test_dag_added_changed_and_removed_without_restart(
             path.unlink()
 
             async def gone() -> bool:
-                status = await schedule_status(temporal_client, dag_id)
+                status = await schedule_status(temporal_client, dag_id)  # it exists: its runs ran
                 return not status.present
 
             await eventually(gone, "the schedule to notice its DAG is gone")
