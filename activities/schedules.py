@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -62,6 +63,7 @@ class SchedulerViews:
 def dag_schedule(view: SerializedDAG, query: ScheduleQuery) -> ScheduleAnswer:
     problem = timetables.scheduling_problem(view)
     return ScheduleAnswer(
+        as_of=datetime.now(UTC),
         schedule=DagSchedule(
             fingerprint=timetables.schedule_fingerprint(view),
             is_paused_upon_creation=bool(view.is_paused_upon_creation),
@@ -83,7 +85,7 @@ class ScheduleActivities:
         try:
             view = self._views.get(query.dag_id)
         except DagNotFound as err:
-            return ScheduleAnswer(schedule=None, problem=str(err))
+            return ScheduleAnswer(as_of=datetime.now(UTC), schedule=None, problem=str(err))
         return dag_schedule(view, query)
 
     @activity.defn(name=PLAN_BACKFILL_ACTIVITY)

@@ -47,6 +47,7 @@ class DagSchedule(_Payload):
 
 
 class ScheduleAnswer(_Payload):
+    as_of: datetime = Field(description="The wall clock the timetable read when it answered")
     schedule: DagSchedule | None = Field(description="None: the DAG is no longer in the dags folder")
     problem: str | None = Field(default=None, description="Why the DAG cannot be scheduled, when it cannot")
 

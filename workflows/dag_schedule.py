@@ -108,7 +108,9 @@ class DagScheduleWorkflow:
             if run is None:
                 await self._wait()
                 continue
-            delay = run.run_after - workflow.now()
+            # The timetable read the wall clock after this workflow task began: a run it gives for
+            # "now" (catchup off on a delta schedule) is due, not one timer away.
+            delay = run.run_after - max(workflow.now(), answer.as_of)
             if delay > timedelta(0):
                 # Woken early by a change or pause, or by the timer: ask the timetable again.
                 await self._wait(delay)
