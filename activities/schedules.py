@@ -62,16 +62,14 @@ class SchedulerViews:
 
 def dag_schedule(view: SerializedDAG, query: ScheduleQuery) -> ScheduleAnswer:
     problem = timetables.scheduling_problem(view)
-    return ScheduleAnswer(
-        as_of=datetime.now(UTC),
-        schedule=DagSchedule(
-            fingerprint=timetables.schedule_fingerprint(view),
-            is_paused_upon_creation=bool(view.is_paused_upon_creation),
-            max_active_runs=view.max_active_runs,
-            next_run=None if problem else timetables.next_scheduled_run(view, query.last),
-        ),
-        problem=problem,
+    schedule = DagSchedule(
+        fingerprint=timetables.schedule_fingerprint(view),
+        is_paused_upon_creation=bool(view.is_paused_upon_creation),
+        max_active_runs=view.max_active_runs,
+        next_run=None if problem else timetables.next_scheduled_run(view, query.last),
     )
+    # Read after the timetable: a run it placed at "now" is then never later than as_of.
+    return ScheduleAnswer(as_of=datetime.now(UTC), schedule=schedule, problem=problem)
 
 
 class ScheduleActivities:
