@@ -145,7 +145,9 @@ async def end_schedule(client: Client, dag_id: str) -> None:
 
 
 @asynccontextmanager
-async def schedule_worker(settings: Settings) -> AsyncIterator[None]:
+async def schedule_worker(settings: Settings, client: Client, dag_ids: list[str]) -> AsyncIterator[None]:
+    """A worker on the test's folder; on the way out the DAGs' schedules and unfinished runs are ended
+    first (terminated), so the worker never stops under a run still talking to it."""
     stop, ready = asyncio.Event(), asyncio.Event()
     running = asyncio.create_task(run_worker(settings, stop, ready))
     await asyncio.wait({running, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
@@ -154,8 +156,22 @@ async def schedule_worker(settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        for dag_id in dag_ids:
+            await end_schedule(client, dag_id)
+            await end_runs(client, dag_id)
         stop.set()
         await running
+
+
+async def end_runs(client: Client, dag_id: str) -> None:
+    prefix = dag_run_workflow_id(dag_id, "")
+    query = f"WorkflowType = '{DAG_RUN_WORKFLOW}' AND WorkflowId STARTS_WITH '{prefix}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        try:
+            await client.get_workflow_handle(execution.id).terminate("test over")
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
 
 
 def schedule_settings(base: Settings, folder: Path, task_queue: str) -> Settings:

@@ -52,7 +52,7 @@ async def test_backfill_twice_creates_each_run_once_and_reprocesses_on_request(
     settings = schedule_settings(worker_settings, tmp_path, "backfills")
     options = RunOptions(default_task_queue=settings.task_queue)
     try:
-        async with schedule_worker(settings):
+        async with schedule_worker(settings, temporal_client, [dag_id]):
             first = await (
                 await start_backfill(temporal_client, settings.task_queue, dag_id, FROM, TO, options=options)
             ).result()
@@ -140,7 +140,7 @@ async def test_cancelled_backfill_starts_no_more_runs(
     write_dag(dags, dag_id, "'@daily'", FROM, catchup=False, paused=True, body=body)
     settings = schedule_settings(worker_settings, dags, "backfills-cancel")
     try:
-        async with schedule_worker(settings):
+        async with schedule_worker(settings, temporal_client, [dag_id]):
             handle = await start_backfill(
                 temporal_client,
                 settings.task_queue,

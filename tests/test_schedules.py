@@ -81,7 +81,7 @@ async def test_every_schedule_kind_through_temporal_is_the_timetables(
 
     settings = schedule_settings(worker_settings, tmp_path, "schedules-kinds")
     try:
-        async with schedule_worker(settings):
+        async with schedule_worker(settings, temporal_client, list(kinds)):
             for dag_id, runs in expected.items():
                 run_ids = [run[3] for run in runs]
 
@@ -127,7 +127,7 @@ async def test_catchup_starts_missed_intervals_in_order_within_max_active_runs(
     assert len(run_ids) == 5
     settings = schedule_settings(worker_settings, tmp_path, "schedules-catchup")
     try:
-        async with schedule_worker(settings):
+        async with schedule_worker(settings, temporal_client, [dag_id]):
 
             async def all_ran() -> bool:
                 return all(await asyncio.gather(*(run_closed(temporal_client, dag_id, r) for r in run_ids)))
@@ -152,12 +152,12 @@ async def test_future_ticks_pause_unpause_and_paused_upon_creation(
 ) -> None:
     ticking, created_paused = "sched_ticking", "sched_created_paused"
     start = floor_second(now()) - timedelta(hours=1)
-    write_dag(tmp_path, ticking, "datetime.timedelta(seconds=1)", start, catchup=False)
-    write_dag(tmp_path, created_paused, "datetime.timedelta(seconds=1)", start, catchup=False, paused=True)
+    write_dag(tmp_path, ticking, "datetime.timedelta(seconds=2)", start, catchup=False)
+    write_dag(tmp_path, created_paused, "datetime.timedelta(seconds=2)", start, catchup=False, paused=True)
     settings = schedule_settings(worker_settings, tmp_path, "schedules-pause")
     test_start = now()
     try:
-        async with schedule_worker(settings):
+        async with schedule_worker(settings, temporal_client, [ticking, created_paused]):
 
             async def started(count: int, dag_id: str = ticking) -> bool:
                 try:
@@ -167,13 +167,14 @@ async def test_future_ticks_pause_unpause_and_paused_upon_creation(
                 return status.runs_started >= count
 
             await eventually(lambda: started(3), "three ticks")
-            # Catchup off: the hour before start_date's window end is skipped, only latest intervals run.
-            first = await run_request(temporal_client, ticking, sorted(await run_ids_of(temporal_client, ticking))[0])
-            assert first.run_after is not None and first.run_after > test_start - timedelta(seconds=2)
+            # Catchup off: the hour since start_date is skipped; runs start from now on.
+            for run_id in await run_ids_of(temporal_client, ticking):
+                request = await run_request(temporal_client, ticking, run_id)
+                assert request.run_after is not None and request.run_after > test_start - timedelta(seconds=2)
 
             assert await set_paused(temporal_client, ticking, True) is False
             paused_at = (await schedule_status(temporal_client, ticking)).runs_started
-            await _wait_until(now() + timedelta(seconds=3))
+            await _wait_until(now() + timedelta(seconds=5))  # two ticks' worth
             status = await schedule_status(temporal_client, ticking)
             assert status.paused is True and status.runs_started == paused_at, "paused: no scheduled run started"
 
@@ -209,7 +210,7 @@ async def test_dag_added_changed_and_removed_without_restart(
     settings = schedule_settings(worker_settings, tmp_path, "schedules-changes")
     past = floor_second(now()) - timedelta(minutes=1)
     try:
-        async with schedule_worker(settings):
+        async with schedule_worker(settings, temporal_client, [dag_id]):
             path = write_dag(tmp_path, dag_id, "datetime.timedelta(seconds=2)", past, past + timedelta(seconds=2))
             first = oracle(load_dag(path, dag_id))
             first_ids = [run[3] for run in first]
@@ -232,8 +233,8 @@ async def test_dag_added_changed_and_removed_without_restart(
                 return not status.present
 
             await eventually(gone, "the schedule to notice its DAG is gone")
-        handle = temporal_client.get_workflow_handle(schedule_workflow_id(dag_id))
-        assert (await handle.describe()).close_time is None, "a removed DAG's schedule waits for it to come back"
+            handle = temporal_client.get_workflow_handle(schedule_workflow_id(dag_id))
+            assert (await handle.describe()).close_time is None, "a removed DAG's schedule waits for it to come back"
     finally:
         await end_schedule(temporal_client, dag_id)
 
