@@ -231,6 +231,8 @@ def _cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _pause(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.service import RPCError
+
     from dagbridge.schedule_commands import NoSchedule, set_paused
     from infra.temporal import connect
 
@@ -243,6 +245,9 @@ def _pause(args: argparse.Namespace, settings: Settings) -> int:
         was_paused = asyncio.run(main())
     except NoSchedule as err:
         print(f"dagbridge: {err}", file=sys.stderr)
+        return 1
+    except (RPCError, RuntimeError) as err:  # RuntimeError: the client could not connect
+        print(f"dagbridge: Temporal refused or did not answer: {err}", file=sys.stderr)
         return 1
     state = "paused" if paused else "unpaused"
     print(f"{args.dag_id}: {state}" + (" (it already was)" if was_paused == paused else ""))
@@ -290,7 +295,10 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         while not result.done():
             await asyncio.wait({result}, timeout=2)
             if not result.done():
-                line = describe_progress(await backfill_progress(handle))
+                try:
+                    line = describe_progress(await backfill_progress(handle))
+                except RPCError:
+                    continue  # a busy worker did not answer in time; the next try or the result will
                 if line != shown:
                     print(line, flush=True)
                     shown = line
@@ -302,7 +310,10 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         failed = any(item.state not in (None, "success") for item in progress.items)
         return (1 if failed or progress.cancelled else 0), describe_progress(progress)
 
-    code, message = asyncio.run(cancel() if args.cancel else run())
+    try:
+        code, message = asyncio.run(cancel() if args.cancel else run())
+    except (RPCError, RuntimeError) as err:  # RuntimeError: the client could not connect
+        code, message = 1, f"Temporal refused or did not answer: {err}"
     print(message if code == 0 else f"dagbridge: {message}", file=sys.stdout if code == 0 else sys.stderr)
     return code
 
