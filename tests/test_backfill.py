@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,27 +66,25 @@ async def test_backfill_twice_creates_each_run_once_and_reprocesses_on_request(
             assert {item.state for item in second.items} == {None}, "nothing new ran"
 
             # The command line says the same and exits 0.
-            command = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "dagbridge.cli",
-                    "backfill",
-                    dag_id,
-                    "--from",
-                    FROM.isoformat(),
-                    "--to",
-                    TO.isoformat(),
-                ],
+            # Not subprocess.run: this event loop runs the worker that must serve the command.
+            command = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "dagbridge.cli",
+                "backfill",
+                dag_id,
+                "--from",
+                FROM.isoformat(),
+                "--to",
+                TO.isoformat(),
                 env=settings_environment(settings)
                 | {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path / "airflow")},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
-            assert command.returncode == 0, command.stderr
-            assert "0 started, 0 reprocessed, 5 already existed" in command.stdout
+            stdout, stderr = await asyncio.wait_for(command.communicate(), timeout=120)
+            assert command.returncode == 0, stderr.decode()
+            assert "0 started, 0 reprocessed, 5 already existed" in stdout.decode()
 
             async def all_listed() -> bool:
                 return len(await run_ids_of(temporal_client, dag_id)) >= 5
