@@ -32,8 +32,8 @@ from schemas.runs import DagRunRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUE = "bench-schedules"
-# The worker parses the file and starts every schedule before the first tick.
-LEAD = timedelta(seconds=45)
+# The worker starts, parses the file and starts every schedule before the first tick.
+LEAD = timedelta(seconds=90)
 
 DAG_FILE = """\
 import datetime

@@ -8,6 +8,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from sqlalchemy.orm import configure_mappers
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.callbacks import CallbackActivities
@@ -37,6 +38,10 @@ MAX_HEARTBEAT_THROTTLE = timedelta(seconds=2)
 async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set; ``ready`` is set once the worker polls its task queue."""
     install_workflow_clock()
+    # Configure Airflow's ORM mappers now, once: the first DAG run would otherwise do it inside a
+    # workflow task, and if many runs start at once Temporal's deadlock detector can interrupt that
+    # thread mid-configuration, leaving the mappers broken for every later run on this worker.
+    configure_mappers()
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
     client = await connect(settings)
