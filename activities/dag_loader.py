@@ -41,6 +41,17 @@ class DagLoader:
             errors = {str(path): p.import_error for path, p in self._files.items() if p.import_error}
             raise DagNotFound.in_folder(dag_id, self.folder, errors)
 
+    def all_dags(self) -> dict[str, Any]:
+        """Every DAG the folder defines now, by dag_id (files that fail to import define none)."""
+        with self._lock:
+            self._refresh()
+            return {dag_id: dag for parsed in self._files.values() for dag_id, dag in parsed.dags.items()}
+
+    def import_errors(self) -> dict[str, str]:
+        """File -> error of the files that failed to import at the last refresh."""
+        with self._lock:
+            return {str(path): p.import_error for path, p in self._files.items() if p.import_error}
+
     def _refresh(self) -> None:
         current = {path: path.stat().st_mtime_ns for path in sorted(self.folder.rglob("*.py"))}
         for path in self._files.keys() - current.keys():

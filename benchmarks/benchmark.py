@@ -11,7 +11,8 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
     python benchmarks/benchmark.py [--runs 20] [--concurrency 20]
 
 ``--mode kafka`` measures the Kafka bridge instead (benchmarks/kafka_mode.py), ``--mode scale``
-the cost per task as a DAG grows (benchmarks/scale_mode.py).
+the cost per task as a DAG grows (benchmarks/scale_mode.py), ``--mode schedule`` the delay from
+a tick to the first task with 200 DAGs scheduled on one worker (benchmarks/schedule_mode.py).
 """
 
 from __future__ import annotations
@@ -216,17 +217,26 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20, help="sequential runs of the chain per side")
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight for the throughput figure")
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
-    parser.add_argument("--mode", choices=["engine", "kafka", "scale"], default="engine", help="what to measure")
+    parser.add_argument(
+        "--mode", choices=["engine", "kafka", "scale", "schedule"], default="engine", help="what to measure"
+    )
     parser.add_argument("--triggers", type=int, default=500, help="kafka mode: runs started for the starts/s figure")
     parser.add_argument("--rounds", type=int, default=3, help="kafka mode: bridge rounds of the starts/s figure")
     parser.add_argument("--sizes", default="10,100,1000,2000", help="scale mode: DAG sizes (tasks)")
     parser.add_argument("--no-mapping", action="store_true", help="scale mode: skip the 10,000-item mapping")
+    parser.add_argument("--dags", type=int, default=200, help="schedule mode: DAGs ticking together")
+    parser.add_argument("--period", type=int, default=60, help="schedule mode: seconds between ticks")
+    parser.add_argument("--ticks", type=int, default=3, help="schedule mode: ticks of every DAG")
     args = parser.parse_args()
     if args.mode == "kafka":
         # Imported here: kafka_mode imports this module's helpers.
         from benchmarks import kafka_mode
 
         kafka_mode.main(kafka_mode.KafkaArgs(args.runs, args.triggers, args.rounds, args.task_processes))
+    elif args.mode == "schedule":
+        from benchmarks import schedule_mode
+
+        schedule_mode.main(schedule_mode.ScheduleArgs(args.dags, args.period, args.ticks, args.task_processes))
     elif args.mode == "scale":
         from benchmarks import scale_mode
 

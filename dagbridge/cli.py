@@ -36,6 +36,13 @@ def _aware_datetime(text: str) -> datetime:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     async def runner() -> None:
         stop = asyncio.Event()
@@ -290,11 +297,92 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _pause(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.service import RPCError
+
+    from dagbridge.schedule_commands import NoSchedule, set_paused
+    from infra.temporal import connect
+
+    paused = args.command == "pause"
+
+    async def main() -> bool:
+        return await set_paused(await connect(settings), args.dag_id, paused)
+
+    try:
+        was_paused = asyncio.run(main())
+    except NoSchedule as err:
+        print(f"dagbridge: {err}", file=sys.stderr)
+        return 1
+    except (RPCError, RuntimeError) as err:  # RuntimeError: the client could not connect
+        print(f"dagbridge: Temporal refused or did not answer: {err}", file=sys.stderr)
+        return 1
+    state = "paused" if paused else "unpaused"
+    print(f"{args.dag_id}: {state}" + (" (it already was)" if was_paused == paused else ""))
+    return 0
+
+
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.client import WorkflowFailureError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from dagbridge.schedule_commands import backfill_progress, describe_progress, start_backfill
+    from infra.temporal import connect, run_options
+    from schemas.ids import backfill_workflow_id
+    from schemas.schedules import ReprocessBehavior
+
+    async def cancel() -> tuple[int, str]:
+        client = await connect(settings)
+        handle = client.get_workflow_handle(backfill_workflow_id(args.dag_id, args.from_date, args.to_date))
+        try:
+            await handle.cancel()
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return 1, f"no running backfill of {args.dag_id} from {args.from_date} to {args.to_date}"
+        return 0, f"backfill of {args.dag_id} cancelled: no more runs start; started runs finish"
+
+    async def run() -> tuple[int, str]:
+        client = await connect(settings)
+        handle = await start_backfill(
+            client,
+            settings.task_queue,
+            args.dag_id,
+            args.from_date,
+            args.to_date,
+            reprocess_behavior=ReprocessBehavior(args.reprocess_behavior),
+            max_active_runs=args.max_active_runs,
+            run_backwards=args.run_backwards,
+            options=run_options(settings),
+        )
+        print(f"backfill workflow {handle.id}", flush=True)
+        if not args.wait:
+            return 0, "started; follow it with the same command and --wait"
+        result = asyncio.ensure_future(handle.result())
+        shown = ""
+        while not result.done():
+            await asyncio.wait({result}, timeout=2)
+            if not result.done():
+                try:
+                    line = describe_progress(await backfill_progress(handle))
+                except RPCError:
+                    continue  # a busy worker did not answer in time; the next try or the result will
+                if line != shown:
+                    print(line, flush=True)
+                    shown = line
+        try:
+            progress = result.result()
+        except WorkflowFailureError as err:
+            cause = err.cause
+            return 1, f"backfill failed: {getattr(cause, 'message', None) or cause}"
+        failed = any(item.state not in (None, "success") for item in progress.items)
+        return (1 if failed or progress.cancelled else 0), describe_progress(progress)
+
+    try:
+        code, message = asyncio.run(cancel() if args.cancel else run())
+    except (RPCError, RuntimeError) as err:  # RuntimeError: the client could not connect
+        code, message = 1, f"Temporal refused or did not answer: {err}"
+    print(message if code == 0 else f"dagbridge: {message}", file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def parser() -> argparse.ArgumentParser:
@@ -345,7 +433,35 @@ def parser() -> argparse.ArgumentParser:
     events.add_argument("--json", action="store_true", help="print each event as its JSON message")
     events.set_defaults(handler=_events)
     _add_run_view_commands(commands)
+    _add_schedule_commands(commands)
     return root
+
+
+def _add_schedule_commands(commands: argparse._SubParsersAction) -> None:
+    for name, text in (("pause", "start no more scheduled runs of a DAG"), ("unpause", "schedule a DAG's runs again")):
+        pause = commands.add_parser(name, help=f"{text} (explicit triggers always run)")
+        pause.add_argument("dag_id")
+        pause.set_defaults(handler=_pause)
+
+    backfill = commands.add_parser(
+        "backfill", help="create a DAG's runs for a past range (backfill__<date>), once each; show progress"
+    )
+    backfill.add_argument("dag_id")
+    backfill.add_argument("--from", dest="from_date", type=_aware_datetime, required=True, help="ISO date with offset")
+    backfill.add_argument("--to", dest="to_date", type=_aware_datetime, required=True, help="ISO date with offset")
+    backfill.add_argument(
+        "--reprocess-behavior",
+        choices=["none", "failed", "completed"],
+        default="none",
+        help="intervals that already have a run: leave them (none), run failed ones again, or all of them",
+    )
+    backfill.add_argument("--max-active-runs", type=_positive_int, help="runs in flight at once (default: the DAG's)")
+    backfill.add_argument("--run-backwards", action="store_true", help="latest interval first")
+    backfill.add_argument(
+        "--wait", action=argparse.BooleanOptionalAction, default=True, help="follow progress until the backfill ends"
+    )
+    backfill.add_argument("--cancel", action="store_true", help="cancel the running backfill of this range")
+    backfill.set_defaults(handler=_backfill)
 
 
 def _add_run_view_commands(commands: argparse._SubParsersAction) -> None:
@@ -355,14 +471,14 @@ def _add_run_view_commands(commands: argparse._SubParsersAction) -> None:
     logs.add_argument("run_id")
     logs.add_argument("task_id")
     logs.add_argument("--map-index", type=int, default=-1, help="the mapped task instance")
-    logs.add_argument("--try", dest="try_number", type=_positive, help="the try number (default: the latest)")
+    logs.add_argument("--try", dest="try_number", type=_positive_int, help="the try number (default: the latest)")
     logs.add_argument("--follow", action="store_true", help="keep printing while the try runs")
     logs.set_defaults(handler=_logs)
 
     runs = commands.add_parser("runs", help="list DAG runs, newest first, from Temporal's visibility")
     runs.add_argument("dag_id", nargs="?", help="only the runs of this DAG")
     runs.add_argument("--state", choices=run_attributes.RUN_STATES, help="only runs in this state")
-    runs.add_argument("--limit", type=_positive, default=20, help="at most this many runs (default 20)")
+    runs.add_argument("--limit", type=_positive_int, default=20, help="at most this many runs (default 20)")
     runs.add_argument("--json", action="store_true", help="print a JSON list")
     runs.set_defaults(handler=_runs)
 

@@ -8,6 +8,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from sqlalchemy.orm import configure_mappers
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 import airflow_adapter
@@ -16,13 +17,17 @@ from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
 from activities.events import EventActivities, EventPublisher
 from activities.limits import LimitActivities, PoolSizes
+from activities.schedule_sync import ScheduleSync
+from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect, register_search_attributes
 from infra.workflow_activations import never_interrupt_activations
 from schemas.settings import Settings
+from workflows.backfill import BackfillWorkflow
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
+from workflows.dag_schedule import DagScheduleWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     """Serve until ``stop`` is set; ``ready`` is set once the worker polls its task queue."""
     # Before anything runs: fails at start, naming what changed, if Airflow is not the expected one.
     airflow_adapter.install()
+    # Configure Airflow's ORM mappers now, once: the first DAG run would otherwise do it inside a
+    # workflow task, while many runs start at once.
+    configure_mappers()
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
     client = await connect(settings)
@@ -45,6 +53,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     events = EventPublisher(settings)
     event_activities = EventActivities(events)
     limit_activities = LimitActivities(client, PoolSizes(settings.pools), settings)
+    views = SchedulerViews(loader)
+    schedule_activities = ScheduleActivities(client, views)
     if not events.enabled:
         log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
     # Everything imported so far lives as long as the process: keep it out of the collector's
@@ -58,7 +68,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
             worker = Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagRunWorkflow],
+                workflows=[DagRunWorkflow, DagScheduleWorkflow, BackfillWorkflow],
                 activities=[
                     DagActivities(loader).load_serialized_dag,
                     TaskActivities(pool, events=events).run_task_try,
@@ -66,6 +76,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                     event_activities.publish_run_event,
                     event_activities.publish_task_event,
                     limit_activities.change_slots,
+                    schedule_activities.next_scheduled_run,
+                    schedule_activities.plan_backfill,
+                    schedule_activities.run_states,
                 ],
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
@@ -93,9 +106,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                     settings.temporal_address,
                     settings.dags_folder,
                 )
+                syncing = None
+                if settings.schedule_sync_seconds > 0:
+                    syncing = asyncio.create_task(ScheduleSync(client, loader, views, settings).run(stop))
                 if ready is not None:
                     ready.set()
                 await stop.wait()
+                if syncing is not None:
+                    await syncing
     finally:
         pool.shutdown()
         await events.close()

@@ -21,3 +21,8 @@ class FailureType(StrEnum):
 
 
 NON_RETRYABLE_TRY_ERRORS = [FailureType.DAG_NOT_FOUND.value, FailureType.TASK_NOT_FOUND.value]
+
+
+class ScheduleFailure(StrEnum):
+    INVALID_BACKFILL = "InvalidBackfill"
+    """Airflow refused the backfill (dates, direction, reprocessing): nothing was started."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from urllib.parse import quote
 
@@ -147,3 +148,17 @@ def parse_task_log_attempt(name: str) -> int | None:
 
 def _is_int(text: str) -> bool:
     return text.removeprefix("-").isdigit()
+
+
+SCHEDULE_PREFIX = "schedule:"
+BACKFILL_PREFIX = "backfill:"
+
+
+def schedule_workflow_id(dag_id: str) -> str:
+    """``schedule:<dag_id>``: the one workflow that starts a DAG's scheduled runs."""
+    return f"{SCHEDULE_PREFIX}{dag_id}"
+
+
+def backfill_workflow_id(dag_id: str, from_date: datetime, to_date: datetime) -> str:
+    """``backfill:<dag_id>:<from ISO>:<to ISO>``: one backfill of one range at a time."""
+    return f"{BACKFILL_PREFIX}{dag_id}:{from_date.isoformat()}:{to_date.isoformat()}"

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="While tasks or runs wait for a pool or limit, how often it reclaims the slots of runs "
         "that ended without giving them back (terminated)",
     )
+    schedule_sync_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="How often the worker looks for DAG files added, removed or changed and brings the DAGs' "
+        "schedule workflows in step (also once at start); 0: this worker manages no schedules",
+    )
 
     # Kafka
     kafka_bootstrap: str = Field(

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from schemas.names import CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW
+from schemas.names import BACKFILL_WORKFLOW, CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW, DAG_SCHEDULE_WORKFLOW
 from schemas.settings import Settings
 from tests.environment import SessionEnvironment
 from tests.harness import TASK_QUEUE, TEST_DAGS, DagRunner
@@ -54,18 +54,23 @@ async def assert_every_history_replays(client: Client) -> None:
     histories = [
         await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
         async for execution in client.list_workflows(
-            f"WorkflowType = '{DAG_RUN_WORKFLOW}' OR WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
+            f"WorkflowType IN ('{DAG_RUN_WORKFLOW}', '{CONCURRENCY_LIMIT_WORKFLOW}', "
+            f"'{DAG_SCHEDULE_WORKFLOW}', '{BACKFILL_WORKFLOW}')"
         )
     ]
     import airflow_adapter
+    from workflows.backfill import BackfillWorkflow
     from workflows.concurrency_limit import ConcurrencyLimitWorkflow
     from workflows.dag_run import DagRunWorkflow
+    from workflows.dag_schedule import DagScheduleWorkflow
 
     airflow_adapter.install()
     # Replay checks determinism, not speed: debug mode turns off the deadlock detector, whose 2 s
     # budget measures how loaded the machine is while hundreds of histories replay back to back.
     replayer = Replayer(
-        workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter, debug_mode=True
+        workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow, DagScheduleWorkflow, BackfillWorkflow],
+        data_converter=pydantic_data_converter,
+        debug_mode=True,
     )
     failures = {}
     for history in histories:
@@ -92,6 +97,8 @@ def worker_settings(temporal_server: TemporalDevServer, task_logs: Path) -> Sett
         task_processes=2,
         task_heartbeat_timeout_seconds=5,
         limit_holder_check_seconds=1,
+        # The test DAGs have no schedules; schedule tests run their own workers on their own folders.
+        schedule_sync_seconds=0,
     )
 
 

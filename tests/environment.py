@@ -39,6 +39,9 @@ class SessionEnvironment:
             self._patch.setenv("AIRFLOW_HOME", str(self._directory("dagbridge-tests-airflow-")))
         # Workers publish events until Kafka has them; tests without a broker run workers without
         # events. Tests that need Kafka start Tansu and pass its address explicitly.
+        # Custom timetables must be registered by a plugin (tests/plugins) for Airflow to serialize them.
+        if "AIRFLOW__CORE__PLUGINS_FOLDER" not in os.environ:
+            self._patch.setenv("AIRFLOW__CORE__PLUGINS_FOLDER", str(Path(__file__).parent / "plugins"))
         if "DAGBRIDGE_KAFKA_BOOTSTRAP" not in os.environ:
             self._patch.setenv("DAGBRIDGE_KAFKA_BOOTSTRAP", "")
         # Workers started without the session's settings must not write task logs into the checkout.
