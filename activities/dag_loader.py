@@ -41,6 +41,12 @@ class DagLoader:
             errors = {str(path): p.import_error for path, p in self._files.items() if p.import_error}
             raise DagNotFound.in_folder(dag_id, self.folder, errors)
 
+    def dags(self) -> list[Any]:
+        """Every DAG the folder defines now (files that fail to import define none)."""
+        with self._lock:
+            self._refresh()
+            return [dag for parsed in self._files.values() for dag in parsed.dags.values()]
+
     def _refresh(self) -> None:
         current = {path: path.stat().st_mtime_ns for path in sorted(self.folder.rglob("*.py"))}
         for path in self._files.keys() - current.keys():

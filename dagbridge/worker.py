@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+from activities.asset_publishing import AssetEventRouter
 from activities.callbacks import CallbackActivities
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
@@ -19,6 +20,7 @@ from activities.tasks import TaskActivities, TaskProcessPool
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect
 from schemas.settings import Settings
+from workflows.asset_schedule import AssetScheduleWorkflow
 from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
@@ -55,10 +57,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
             worker = Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagRunWorkflow],
+                workflows=[DagRunWorkflow, AssetScheduleWorkflow],
                 activities=[
                     DagActivities(loader).load_serialized_dag,
-                    TaskActivities(pool, events=events).run_task_try,
+                    TaskActivities(pool, events=events, assets=AssetEventRouter(settings, loader, events)).run_task_try,
                     CallbackActivities(pool).run_callbacks,
                     event_activities.publish_run_event,
                     event_activities.publish_task_event,

@@ -28,6 +28,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from schemas.runs import (
+    AssetEventPayload,
     DagRunContext,
     DagRunResult,
     DataInterval,
@@ -37,6 +38,7 @@ from schemas.runs import (
     TaskTryResult,
 )
 from workflows.airflow_db import database_image
+from workflows.asset_rows import consumed_events, record_consumed_events
 from workflows.mapped_expansion import ExpansionSlices, expanding_in_slices, install_sliced_expansion
 
 BUNDLE_NAME = "dagbridge"
@@ -119,6 +121,7 @@ class AirflowDagRun:
         self._focus_airflow_on_changes()
         self._load_task_instances()
         self.dag_callback: DagCallbackRequest | None = None
+        self._consumed: list[AssetEventPayload] | None = None
 
     @classmethod
     def create(
@@ -134,6 +137,7 @@ class AirflowDagRun:
         run_type: RunType = RunType.MANUAL,
         data_interval: DataInterval | None = None,
         run_after: datetime | None = None,
+        triggering_asset_events: list[AssetEventPayload] | None = None,
     ) -> AirflowDagRun:
         """Register the DAG version and create the run with its task instances.
 
@@ -165,6 +169,8 @@ class AirflowDagRun:
             session=session,
         )
         session.flush()
+        if triggering_asset_events:
+            record_consumed_events(session, dag_run, triggering_asset_events)
         return cls(session, dag, dag_run, per_pass=per_pass)
 
     @classmethod
@@ -197,7 +203,13 @@ class AirflowDagRun:
             run_after=run.run_after,
             start_date=run.start_date,
             conf=run.conf or {},
+            consumed_asset_events=self._consumed_asset_events(),
         )
+
+    def _consumed_asset_events(self) -> list[AssetEventPayload]:
+        if self._consumed is None:
+            self._consumed = consumed_events(self._session, self._dag_run)
+        return self._consumed
 
     def schedule(self) -> list[ReadyTask]:
         """Let Airflow settle the run's state and hand out what is ready to run.
