@@ -23,10 +23,11 @@ from temporalio.worker import Replayer
 
 from dagbridge.worker import run_worker
 from infra.temporal import start_dag_run
-from schemas.names import CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW
+from schemas.names import ASSET_SCHEDULE_WORKFLOW, CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 from tests.servers import TemporalDevServer
+from workflows.asset_schedule import AssetScheduleWorkflow
 from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
@@ -65,11 +66,15 @@ async def assert_every_history_replays(client: Client) -> None:
     histories = [
         await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
         async for execution in client.list_workflows(
-            f"WorkflowType = '{DAG_RUN_WORKFLOW}' OR WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
+            f"WorkflowType = '{DAG_RUN_WORKFLOW}' OR WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}' "
+            f"OR WorkflowType = '{ASSET_SCHEDULE_WORKFLOW}'"
         )
     ]
     install_workflow_clock()
-    replayer = Replayer(workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow, AssetScheduleWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     failures = {}
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
