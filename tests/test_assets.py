@@ -123,19 +123,20 @@ async def test_a_consumer_of_a_and_b_runs_once_both_were_updated_and_sees_both_e
 async def test_each_asset_event_is_one_record_keyed_by_asset_with_a_stable_event_id(
     asset_worker: Settings, temporal_client: Client
 ) -> None:
-    source = await produce(temporal_client, asset_worker, "produce_or_x")
-    event_id = f"{dag_run_workflow_id('produce_or_x', source.run_id)}:update:-1:1:or_x"
+    source = await produce(temporal_client, asset_worker, "produce_unconsumed")
+    event_id = f"{dag_run_workflow_id('produce_unconsumed', source.run_id)}:update:-1:1:s3://bucket/unconsumed"
     records = await read_records(
         asset_worker.kafka_bootstrap,
         asset_worker.asset_events_topic,
         until=lambda found: any(json.loads(r.value)["event_id"] == event_id for r in found),
     )
     mine = [r for r in records if json.loads(r.value)["run_id"] == source.run_id]
-    assert len(mine) == 1 and mine[0].key == b"or_x"
+    assert len(mine) == 1 and mine[0].key == b"s3://bucket/unconsumed"
     jsonschema.validate(json.loads(mine[0].value), ASSET_EVENT_SCHEMA)
     event = AssetEventMessage.model_validate_json(mine[0].value)
-    assert (event.asset_name, event.asset_uri, event.extra) == ("or_x", "or_x", produced(source)["extra"])
-    assert (event.dag_id, event.task_id, event.map_index, event.try_number) == ("produce_or_x", "update", -1, 1)
+    assert (event.asset_name, event.asset_uri) == ("unconsumed", "s3://bucket/unconsumed")
+    assert event.extra == produced(source)["extra"]
+    assert (event.dag_id, event.task_id, event.map_index, event.try_number) == ("produce_unconsumed", "update", -1, 1)
     assert event.source_aliases == []
 
 

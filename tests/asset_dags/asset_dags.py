@@ -69,5 +69,8 @@ with DAG("produce_through_alias", schedule=None, catchup=False) as produce_throu
 
 consume_or = consumer("consume_or", Asset("or_x") | AssetAlias("or_alias"))
 
+# Consumed by no DAG: its events only go to the asset-events topic.
+unconsumed = producer("produce_unconsumed", Asset(name="unconsumed", uri="s3://bucket/unconsumed"))
+
 batch_c = producer("produce_batch_c", Asset("batch_c"))
 consume_batch = consumer("consume_batch", Asset("batch_c"), gated=True, max_active_runs=1)
