@@ -168,7 +168,10 @@ async def test_events_queued_while_the_only_run_is_active_are_batched_into_the_n
     first = await produce(temporal_client, asset_worker, "produce_batch_c")
     [first_run] = await started_runs(temporal_client, "consume_batch", 1)
     # The run holds max_active_runs=1 until the gate opens: the next two events must wait.
-    later = [await produce(temporal_client, asset_worker, "produce_batch_c") for _ in range(2)]
+    later = [
+        await produce(temporal_client, asset_worker, "produce_batch_d"),
+        await produce(temporal_client, asset_worker, "produce_batch_c"),
+    ]
 
     async def both_queued() -> None:
         status = await schedule_status(temporal_client, "consume_batch")
@@ -179,6 +182,7 @@ async def test_events_queued_while_the_only_run_is_active_are_batched_into_the_n
     assert (await consumed(temporal_client, "consume_batch", first_run))["triggering"] == {"batch_c": [produced(first)]}
     runs = await started_runs(temporal_client, "consume_batch", 2)
     assert (await consumed(temporal_client, "consume_batch", runs[1]))["triggering"] == {
-        "batch_c": [produced(source) for source in later]
+        "batch_d": [produced(later[0])],
+        "batch_c": [produced(later[1])],
     }
     assert len((await schedule_status(temporal_client, "consume_batch")).started_run_ids) == 2

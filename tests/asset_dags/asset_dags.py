@@ -73,4 +73,5 @@ consume_or = consumer("consume_or", Asset("or_x") | AssetAlias("or_alias"))
 unconsumed = producer("produce_unconsumed", Asset(name="unconsumed", uri="s3://bucket/unconsumed"))
 
 batch_c = producer("produce_batch_c", Asset("batch_c"))
-consume_batch = consumer("consume_batch", Asset("batch_c"), gated=True, max_active_runs=1)
+batch_d = producer("produce_batch_d", Asset("batch_d"))
+consume_batch = consumer("consume_batch", Asset("batch_c") | Asset("batch_d"), gated=True, max_active_runs=1)
