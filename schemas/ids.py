@@ -113,11 +113,6 @@ def asset_triggered_run_id(run_after_iso: str, event_ids: list[str]) -> str:
     return f"{ASSET_TRIGGERED_RUN_PREFIX}{run_after_iso}_{digest}"
 
 
-def asset_watcher_run_id(topic: str, partition: int, offset: int) -> str:
-    """``asset_triggered__<topic>-<partition>-<offset>``: the run an AssetWatcher message starts."""
-    return f"{ASSET_TRIGGERED_RUN_PREFIX}{topic}-{partition}-{offset}"
-
-
 def event_key(dag_id: str, run_id: str) -> bytes:
     """Kafka key of every event of a run: one partition per run keeps its events in order."""
     return f"{dag_id}:{run_id}".encode()
