@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,43 @@ async def test_events_queued_while_the_only_run_is_active_are_batched_into_the_n
         "batch_c": [produced(later[1])],
     }
     assert len((await schedule_status(temporal_client, "consume_batch")).started_run_ids) == 2
+
+
+async def test_the_events_of_a_try_are_those_airflow_s_dag_test_records(
+    asset_worker: Settings, temporal_client: Client
+) -> None:
+    oracle = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).parent / "asset_oracle.py"),
+        str(ASSET_DAGS),
+        "produce_mixed",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    source = await produce(temporal_client, asset_worker, "produce_mixed")
+    stdout, _ = await oracle.communicate()
+    assert oracle.returncode == 0
+    expected = json.loads(stdout.decode().strip().splitlines()[-1])
+    records = await read_records(
+        asset_worker.kafka_bootstrap,
+        asset_worker.asset_events_topic,
+        until=lambda found: sum(json.loads(r.value)["run_id"] == source.run_id for r in found) >= len(expected),
+    )
+    ours = [
+        {
+            "asset_name": event.asset_name,
+            "asset_uri": event.asset_uri,
+            "extra": event.extra,
+            "source_aliases": event.source_aliases,
+            "task_id": event.task_id,
+            "map_index": event.map_index,
+        }
+        for event in (AssetEventMessage.model_validate_json(r.value) for r in records)
+        if event.run_id == source.run_id
+    ]
+
+    def order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Airflow registers a task's direct outlets in set order.
+        return sorted(events, key=lambda e: (e["asset_uri"], json.dumps(e["extra"], sort_keys=True)))
+
+    assert order(ours) == order(expected)

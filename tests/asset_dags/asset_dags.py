@@ -75,3 +75,13 @@ unconsumed = producer("produce_unconsumed", Asset(name="unconsumed", uri="s3://b
 batch_c = producer("produce_batch_c", Asset("batch_c"))
 batch_d = producer("produce_batch_d", Asset("batch_d"))
 consume_batch = consumer("consume_batch", Asset("batch_c") | Asset("batch_d"), gated=True, max_active_runs=1)
+
+# Conformance: what dag.test() records as AssetEvent rows for these outlets is what dagbridge emits.
+with DAG("produce_mixed", schedule=None, catchup=False) as produce_mixed:
+
+    @task(outlets=[Asset("mixed_a"), Asset("mixed_b"), AssetAlias("mixed_alias")])
+    def mixed(*, outlet_events=None):
+        outlet_events[Asset("mixed_a")].extra = {"k": "v"}
+        outlet_events[AssetAlias("mixed_alias")].add(Asset("mixed_c"), extra={"via": "alias"})
+
+    mixed()
