@@ -201,9 +201,10 @@ async def test_the_events_of_a_try_are_those_airflow_s_dag_test_records(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    source = await produce(temporal_client, asset_worker, "produce_mixed")
+    # One after the other: dag.test() and its database setup would slow the worker's workflow tasks.
     stdout, _ = await oracle.communicate()
     assert oracle.returncode == 0
+    source = await produce(temporal_client, asset_worker, "produce_mixed")
     expected = json.loads(stdout.decode().strip().splitlines()[-1])
     records = await read_records(
         asset_worker.kafka_bootstrap,
