@@ -1,4 +1,4 @@
-"""Task and run events to Kafka: at least once, keyed by run, deduplicated downstream by event_id.
+"""Task, run and asset events to Kafka: at least once, keyed by run, deduplicated downstream by event_id.
 
 Tansu, the broker of local runs and tests, refuses the idempotent producer (InitProducerId
 fails), so the producer does without: a publish retried after a lost acknowledgement can
@@ -16,7 +16,7 @@ from temporalio import activity
 from activities import metrics
 from infra.kafka import kafka_configured, kafka_options
 from schemas.ids import event_key
-from schemas.messages import RunEvent, TaskEvent
+from schemas.messages import AssetEventMessage, RunEvent, TaskEvent
 from schemas.names import PUBLISH_RUN_EVENT_ACTIVITY, PUBLISH_TASK_EVENT_ACTIVITY
 from schemas.settings import Settings
 
@@ -51,6 +51,10 @@ class EventPublisher:
         await self._send(
             self._settings.run_events_topic, event_key(event.dag_id, event.run_id), event.model_dump_json()
         )
+
+    async def publish_asset_event(self, event: AssetEventMessage) -> None:
+        # Keyed by asset: one asset's events stay in order, whichever runs produced them.
+        await self._send(self._settings.asset_events_topic, event.asset_uri.encode(), event.model_dump_json())
 
     async def _send(self, topic: str, key: bytes, value: str) -> None:
         """Return once every in-sync replica has the event (acks=all); raise a KafkaError otherwise."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import ErrorType
 from airflow.sdk.execution_time import comms
 
+from activities.asset_inlets import ConsumedAssetEvents
 from schemas.ids import TryId, dag_run_workflow_id
 from schemas.runs import RunTaskInstance, TaskTryRequest, XComEntry
 
@@ -41,6 +42,7 @@ class InMemorySupervisorComms:
         self.outcome: Any = None
         self.skip_downstream: list[str] = []
         self.rendered_map_index: str | None = None
+        self._assets = ConsumedAssetEvents(request.dag_run)
 
     def send(self, msg: Any) -> Any:
         handler = getattr(self, f"_on_{type(msg).__name__}", None)
@@ -170,6 +172,21 @@ class InMemorySupervisorComms:
 
     def _on_ValidateInletsAndOutlets(self, msg: comms.ValidateInletsAndOutlets) -> comms.InactiveAssetsResult:
         return comms.InactiveAssetsResult(inactive_assets=[])
+
+    def _on_GetAssetByName(self, msg: comms.GetAssetByName) -> comms.AssetResult | comms.ErrorResponse:
+        return self._assets.asset(name=msg.name)
+
+    def _on_GetAssetByUri(self, msg: comms.GetAssetByUri) -> comms.AssetResult | comms.ErrorResponse:
+        return self._assets.asset(uri=msg.uri)
+
+    def _on_GetAssetsByAlias(self, msg: comms.GetAssetsByAlias) -> comms.AssetsByAliasResult:
+        return self._assets.assets_by_alias(msg.alias_name)
+
+    def _on_GetAssetEventByAsset(self, msg: comms.GetAssetEventByAsset) -> comms.AssetEventsResult:
+        return self._assets.events_of_asset(msg)
+
+    def _on_GetAssetEventByAssetAlias(self, msg: comms.GetAssetEventByAssetAlias) -> comms.AssetEventsResult:
+        return self._assets.events_of_alias(msg)
 
     def _on_SetRenderedMapIndex(self, msg: comms.SetRenderedMapIndex) -> None:
         self.rendered_map_index = msg.rendered_map_index

@@ -21,10 +21,13 @@ from typing import Any
 import structlog
 from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
 from airflow.sdk.exceptions import AirflowTaskTerminated
+from airflow.sdk.execution_time.comms import SucceedTask
 from airflow.sdk.execution_time.supervisor import set_supervisor_comms
 from airflow.sdk.execution_time.task_runner import finalize, run
 from airflow.utils.state import TaskInstanceState
 
+from activities.asset_events import emitted_asset_events
+from activities.asset_inlets import consumed_event_reference
 from activities.dag_loader import DagLoader
 from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms
@@ -162,7 +165,7 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
             run_type=run_info.run_type,
             state="running",
             conf=run_info.conf,
-            consumed_asset_events=[],
+            consumed_asset_events=[consumed_event_reference(event) for event in run_info.consumed_asset_events],
             partition_key=None,
         ),
         max_tries=request.max_tries,
@@ -201,13 +204,14 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         if not _stopped():
             finalize(ti, state, context, log, error)
 
+    end_date = comms.end_date or ti.end_date or datetime.now(tz=UTC)
     return TaskTryResult(
         task_id=request.task_id,
         map_index=request.map_index,
         try_number=request.try_number,
         state=TaskState(state.value),
         start_date=start_date,
-        end_date=comms.end_date or ti.end_date or datetime.now(tz=UTC),
+        end_date=end_date,
         error=(
             TaskError(type=type(error).__name__, message=str(error), traceback=traceback_tail(error))
             if error is not None
@@ -220,4 +224,7 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         reschedule_date=getattr(comms.outcome, "reschedule_date", None),
         rendered_map_index=comms.rendered_map_index,
         failed_callbacks=log.failed,
+        asset_events=emitted_asset_events(comms.outcome.task_outlets, comms.outcome.outlet_events, request, end_date)
+        if isinstance(comms.outcome, SucceedTask)
+        else [],
     )

@@ -12,7 +12,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -23,6 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import metrics, task_process
+from activities.asset_publishing import AssetEventRouter
 from activities.dag_loader import DagNotFound
 from activities.events import EventPublisher
 from infra.backoff import DEFAULT_BACKOFF, Backoff
@@ -161,11 +162,13 @@ class TaskActivities:
         heartbeat_interval_seconds: float = 1.0,
         events: EventPublisher | None = None,
         publish_backoff: Backoff = DEFAULT_BACKOFF,
+        assets: AssetEventRouter | None = None,
     ) -> None:
         self._pool = pool
         self._heartbeat_interval = heartbeat_interval_seconds
         self._events = events
         self._publish_backoff = publish_backoff
+        self._assets = assets
 
     @activity.defn(name=RUN_TASK_TRY_ACTIVITY)
     async def run_task_try(self, request: TaskTryRequest) -> TaskTryResult:
@@ -179,21 +182,24 @@ class TaskActivities:
         else:
             activity.logger.info("%s try %d already ran, publishing its event", request.label, request.try_number)
         if self._events is not None and self._events.enabled and result.state in TRY_END_STATES:
-            await self._publish(TaskEvent.of_try(activity.info().workflow_id, request, result), result)
+            event = TaskEvent.of_try(activity.info().workflow_id, request, result)
+            await self._publish(event.event_id, lambda: self._events.publish_task_event(event), result)
+        if self._assets is not None and result.asset_events:
+            assets = self._assets
+            await self._publish(f"asset events of {request.label}", lambda: assets.publish(result.asset_events), result)
         return result
 
-    async def _publish(self, event: TaskEvent, result: TaskTryResult) -> None:
-        """Publish until Kafka has the event, heartbeating the result all along.
+    async def _publish(self, what: str, send: Callable[[], Awaitable[None]], result: TaskTryResult) -> None:
+        """Publish until Kafka (or Temporal, for asset events) has it, heartbeating the result all along.
 
         The task already ran: failing the activity now would run it again. If this worker dies
         while Kafka is away, the next attempt finds the result in the heartbeat details and only
         publishes. Waiting here also keeps a run's events in order: the next try cannot start
         before this one's event is out.
         """
-        assert self._events is not None
         delays = self._publish_backoff.delays()
         while True:
-            publish = asyncio.ensure_future(self._events.publish_task_event(event))
+            publish = asyncio.ensure_future(send())
             try:
                 while not publish.done():
                     activity.heartbeat(result)
@@ -204,7 +210,7 @@ class TaskActivities:
             if error is None:
                 return
             delay = next(delays)
-            activity.logger.warning("cannot publish %s (%s), retrying in %.1f s", event.event_id, error, delay)
+            activity.logger.warning("cannot publish %s (%s), retrying in %.1f s", what, error, delay)
             deadline = time.monotonic() + delay
             while (left := deadline - time.monotonic()) > 0:
                 activity.heartbeat(result)

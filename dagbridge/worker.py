@@ -12,6 +12,7 @@ from sqlalchemy.orm import configure_mappers
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 import airflow_adapter
+from activities.asset_publishing import AssetEventRouter
 from activities.callbacks import CallbackActivities
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
@@ -24,6 +25,7 @@ from infra.metrics_server import serve_metrics
 from infra.temporal import connect, register_search_attributes
 from infra.workflow_activations import never_interrupt_activations
 from schemas.settings import Settings
+from workflows.asset_schedule import AssetScheduleWorkflow
 from workflows.backfill import BackfillWorkflow
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
 from workflows.dag_run import DagRunWorkflow
@@ -68,10 +70,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
             worker = Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[DagRunWorkflow, DagScheduleWorkflow, BackfillWorkflow],
+                workflows=[DagRunWorkflow, DagScheduleWorkflow, BackfillWorkflow, AssetScheduleWorkflow],
                 activities=[
                     DagActivities(loader).load_serialized_dag,
-                    TaskActivities(pool, events=events).run_task_try,
+                    TaskActivities(pool, events=events, assets=AssetEventRouter(settings, loader, events)).run_task_try,
                     CallbackActivities(pool).run_callbacks,
                     event_activities.publish_run_event,
                     event_activities.publish_task_event,

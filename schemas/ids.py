@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 DAG_RUN_PREFIX = "dagrun:"
 LIMIT_PREFIX = "limit:"
+ASSET_SCHEDULE_PREFIX = "assets:"
+ASSET_TRIGGERED_RUN_PREFIX = "asset_triggered__"
 _RESCHEDULE_MARK = "reschedule-"
 
 
@@ -87,6 +89,30 @@ def task_event_id(workflow_id: str, task_id: str, map_index: int, try_number: in
 
 def run_event_id(workflow_id: str) -> str:
     return f"{workflow_id}:finished"
+
+
+def asset_event_id(
+    workflow_id: str, task_id: str, map_index: int, try_number: int, asset_uri: str, *, n: int = 0
+) -> str:
+    """``<workflow_id>:<task_id>:<map_index>:<try_number>:<asset uri>``: one asset event of one try.
+
+    A try that emits several events for the same asset (several partition keys, or the asset
+    directly and through an alias) numbers the later ones ``#1``, ``#2``... in emission order.
+    """
+    base = f"{TryId(task_id, map_index, try_number).qualified(workflow_id)}:{asset_uri}"
+    return f"{base}#{n}" if n else base
+
+
+def asset_schedule_workflow_id(dag_id: str) -> str:
+    """``assets:<dag_id>``: the long-lived workflow that holds an asset-scheduled DAG's queued events."""
+    return f"{ASSET_SCHEDULE_PREFIX}{dag_id}"
+
+
+def asset_triggered_run_id(run_after_iso: str, event_ids: list[str]) -> str:
+    """``asset_triggered__<run_after>_<digest>``: Airflow's prefix and run_after, plus a digest of the
+    consumed events' IDs, so the same events always name the same run and different ones never do."""
+    digest = hashlib.sha256("\n".join(sorted(event_ids)).encode()).hexdigest()[:12]
+    return f"{ASSET_TRIGGERED_RUN_PREFIX}{run_after_iso}_{digest}"
 
 
 def event_key(dag_id: str, run_id: str) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
-from schemas.messages import RunEvent, TaskEvent, TriggerMessage
+from schemas.messages import AssetEventMessage, RunEvent, TaskEvent, TriggerMessage
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -25,6 +25,7 @@ MODELS: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {
     "dag-trigger.schema.json": (TriggerMessage, "validation"),
     "task-event.schema.json": (TaskEvent, "serialization"),
     "run-event.schema.json": (RunEvent, "serialization"),
+    "asset-event.schema.json": (AssetEventMessage, "serialization"),
 }
 
 

@@ -28,7 +28,16 @@ from pydantic import (
 )
 
 from schemas.ids import run_event_id, task_event_id
-from schemas.runs import DagRunRequest, DagRunResult, RunOptions, RunType, TaskState, TaskTryRequest, TaskTryResult
+from schemas.runs import (
+    AssetEventPayload,
+    DagRunRequest,
+    DagRunResult,
+    RunOptions,
+    RunType,
+    TaskState,
+    TaskTryRequest,
+    TaskTryResult,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_CONF_BYTES = 64 * 1024
@@ -316,4 +325,48 @@ class RunEvent(_Message):
                 )
                 for ti in result.task_instances
             ],
+        )
+
+
+class AssetEventMessage(_Message):
+    """One asset event a successful task try emitted; published by the activity that ran the try.
+
+    Keyed by the asset's URI, so one asset's events stay in order on one partition.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(
+        description="<workflow_id>:<task_id>:<map_index>:<try_number>:<asset uri>, with #<n> for the n-th "
+        "further event of the same asset in the same try; the same for every repeat"
+    )
+    asset_name: str
+    asset_uri: str
+    asset_group: str = "asset"
+    extra: dict[str, Any] = Field(default_factory=dict, description="The event's extra (the task's outlet_events)")
+    source_aliases: list[str] = Field(default_factory=list, description="Asset aliases the event was emitted through")
+    timestamp: AwareDatetime = Field(description="When the producing try ended")
+    dag_id: str = Field(description="The producing task's DAG")
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+    @classmethod
+    def of_event(cls, event: AssetEventPayload) -> AssetEventMessage:
+        """Raises ``ValueError`` for an event that does not name its producing try."""
+        if event.event_id is None or event.source_dag_id is None or event.source_try_number is None:
+            raise ValueError(f"asset event of {event.asset_uri!r} does not name the try that emitted it")
+        return cls(
+            event_id=event.event_id,
+            asset_name=event.asset_name,
+            asset_uri=event.asset_uri,
+            asset_group=event.asset_group,
+            extra=event.extra,
+            source_aliases=event.source_aliases,
+            timestamp=event.timestamp,
+            dag_id=event.source_dag_id,
+            run_id=event.source_run_id or "",
+            task_id=event.source_task_id or "",
+            map_index=event.source_map_index,
+            try_number=event.source_try_number,
         )

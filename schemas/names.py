@@ -11,6 +11,11 @@ from typing import Final
 
 DAG_RUN_WORKFLOW: Final = "DagRun"
 CONCURRENCY_LIMIT_WORKFLOW: Final = "ConcurrencyLimit"
+ASSET_SCHEDULE_WORKFLOW: Final = "AssetSchedule"
+
+ASSET_EVENTS_SIGNAL: Final = "asset_events"
+DAG_RUN_FINISHED_SIGNAL: Final = "dag_run_finished"
+ASSET_SCHEDULE_STATE_QUERY: Final = "asset_schedule_state"
 
 CHANGE_SLOTS_SIGNAL: Final = "change_slots"
 SLOTS_GRANTED_SIGNAL: Final = "slots_granted"

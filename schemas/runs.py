@@ -57,6 +57,14 @@ class AssetEventPayload(_Payload):
     source_run_id: str | None = None
     source_task_id: str | None = None
     source_map_index: int = -1
+    source_try_number: int | None = None
+    source_aliases: list[str] = Field(
+        default_factory=list, description="The asset aliases the task emitted the event through"
+    )
+    event_id: str | None = Field(
+        default=None,
+        description="``<workflow_id>:<task_id>:<map_index>:<try_number>:<asset uri>``: the event's identity",
+    )
 
 
 class RunOptions(_Payload):
@@ -178,6 +186,9 @@ class DagRunContext(_Payload):
     run_after: datetime
     start_date: datetime | None
     conf: dict[str, Any] = Field(default_factory=dict)
+    consumed_asset_events: list[AssetEventPayload] = Field(
+        default_factory=list, description="What the task context's triggering_asset_events and inlet_events show"
+    )
 
 
 class RunTaskInstance(_Payload):
@@ -255,3 +266,6 @@ class TaskTryResult(_Payload):
         "logs them and keeps the try's outcome",
     )
     log: str | None = Field(default=None, description="Where the try's log lives: a path or an object-store URL")
+    asset_events: list[AssetEventPayload] = Field(
+        default_factory=list, description="The asset events a successful try emitted through its outlets"
+    )

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     dlq_topic: str = Field(default="dag-triggers-dlq", description="Dead-letter topic for rejected triggers")
     task_events_topic: str = Field(default="task-events", description="Topic of task events, one per task try")
     run_events_topic: str = Field(default="dag-run-events", description="Topic of run events, one per finished run")
+    asset_events_topic: str = Field(
+        default="asset-events", description="Topic of asset events, one per event a task emitted through its outlets"
+    )
     consumer_group: str = Field(default="dagbridge", description="Kafka consumer group of the bridges")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="How Kafka clients connect"

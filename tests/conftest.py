@@ -11,7 +11,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from schemas.names import BACKFILL_WORKFLOW, CONCURRENCY_LIMIT_WORKFLOW, DAG_RUN_WORKFLOW, DAG_SCHEDULE_WORKFLOW
+from schemas.names import (
+    ASSET_SCHEDULE_WORKFLOW,
+    BACKFILL_WORKFLOW,
+    CONCURRENCY_LIMIT_WORKFLOW,
+    DAG_RUN_WORKFLOW,
+    DAG_SCHEDULE_WORKFLOW,
+)
 from schemas.settings import Settings
 from tests.environment import SessionEnvironment
 from tests.harness import TASK_QUEUE, TEST_DAGS, DagRunner
@@ -55,10 +61,11 @@ async def assert_every_history_replays(client: Client) -> None:
         await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
         async for execution in client.list_workflows(
             f"WorkflowType IN ('{DAG_RUN_WORKFLOW}', '{CONCURRENCY_LIMIT_WORKFLOW}', "
-            f"'{DAG_SCHEDULE_WORKFLOW}', '{BACKFILL_WORKFLOW}')"
+            f"'{DAG_SCHEDULE_WORKFLOW}', '{BACKFILL_WORKFLOW}', '{ASSET_SCHEDULE_WORKFLOW}')"
         )
     ]
     import airflow_adapter
+    from workflows.asset_schedule import AssetScheduleWorkflow
     from workflows.backfill import BackfillWorkflow
     from workflows.concurrency_limit import ConcurrencyLimitWorkflow
     from workflows.dag_run import DagRunWorkflow
@@ -68,7 +75,13 @@ async def assert_every_history_replays(client: Client) -> None:
     # Replay checks determinism, not speed: debug mode turns off the deadlock detector, whose 2 s
     # budget measures how loaded the machine is while hundreds of histories replay back to back.
     replayer = Replayer(
-        workflows=[DagRunWorkflow, ConcurrencyLimitWorkflow, DagScheduleWorkflow, BackfillWorkflow],
+        workflows=[
+            DagRunWorkflow,
+            ConcurrencyLimitWorkflow,
+            DagScheduleWorkflow,
+            BackfillWorkflow,
+            AssetScheduleWorkflow,
+        ],
         data_converter=pydantic_data_converter,
         debug_mode=True,
     )

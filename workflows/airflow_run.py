@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from airflow_adapter import require_installed
 from airflow_adapter.expansion import expanding_in_slices
 from schemas.runs import (
+    AssetEventPayload,
     DagRunContext,
     DagRunResult,
     DataInterval,
@@ -30,6 +31,7 @@ from schemas.runs import (
     TaskTryResult,
 )
 from workflows.airflow_db import database_image
+from workflows.asset_rows import consumed_events, record_consumed_events
 from workflows.dag_graph import DagGraph
 from workflows.dag_run_setup import BUNDLE_NAME, create_airflow_dag_run, find_airflow_dag_run
 from workflows.ready_tasks import ReadyTask, ReadyTasks
@@ -64,6 +66,7 @@ class AirflowDagRun:
         self._focus = FocusedScheduling(session, dag_run, self.graph, self._task_instances, per_pass=per_pass)
         self._task_instances.load()
         self.dag_callback: DagCallbackRequest | None = None
+        self._consumed: list[AssetEventPayload] | None = None
 
     @classmethod
     def create(
@@ -79,6 +82,7 @@ class AirflowDagRun:
         run_type: RunType = RunType.MANUAL,
         data_interval: DataInterval | None = None,
         run_after: datetime | None = None,
+        triggering_asset_events: list[AssetEventPayload] | None = None,
     ) -> AirflowDagRun:
         """Register the DAG version and create the run with its task instances.
 
@@ -96,6 +100,9 @@ class AirflowDagRun:
             data_interval=data_interval,
             run_after=run_after,
         )
+        session.flush()
+        if triggering_asset_events:
+            record_consumed_events(session, dag_run, triggering_asset_events)
         return cls(session, dag, dag_run, per_pass=per_pass)
 
     @classmethod
@@ -132,7 +139,13 @@ class AirflowDagRun:
             run_after=run.run_after,
             start_date=run.start_date,
             conf=run.conf or {},
+            consumed_asset_events=self._consumed_asset_events(),
         )
+
+    def _consumed_asset_events(self) -> list[AssetEventPayload]:
+        if self._consumed is None:
+            self._consumed = consumed_events(self._session, self._dag_run)
+        return self._consumed
 
     def schedule(self) -> list[ReadyTask]:
         """Let Airflow settle the run's state and hand out what is ready to run.

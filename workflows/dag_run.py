@@ -180,6 +180,7 @@ class DagRunWorkflow:
                 run_type=request.run_type,
                 data_interval=request.data_interval,
                 run_after=request.run_after,
+                triggering_asset_events=request.triggering_asset_events,
             )
         except ValueError as err:
             raise ApplicationError(
