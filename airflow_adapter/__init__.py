@@ -1,8 +1,9 @@
 """Every use of Airflow internals in one place: what dagbridge patches, hooks or builds by hand.
 
 ``install()`` puts the process-wide patches in place (the workflow clock, sliced expansion of
-mapped tasks); ``check()`` verifies that every internal the adapter relies on still exists with
-the signature it was written against. The worker runs ``install()`` (which checks first) before
+mapped tasks, relatives and priority weights computed once per DAG version); ``check()``
+verifies that every internal the adapter relies on still exists with the signature it was
+written against. The worker runs ``install()`` (which checks first) before
 it serves anything, so an Airflow upgrade that moved one of them fails at start with the name and
 the installed version, not later as a nondeterministic replay or a missing metric.
 
@@ -48,10 +49,12 @@ def install() -> None:
         check()
         from airflow_adapter.clock import install_workflow_clock
         from airflow_adapter.contract import UTCNOW
+        from airflow_adapter.dag_relations import install_dag_relations
         from airflow_adapter.expansion import install_sliced_expansion
 
         _installation.originals[UTCNOW] = install_workflow_clock()
         _installation.originals.update(install_sliced_expansion())
+        _installation.originals.update(install_dag_relations())
         _installation.done = True
 
 

@@ -12,6 +12,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_adapter.dag_relations import DOWNSTREAM_WEIGHT, FLAT_RELATIVE_IDS, SETUPS_AND_TEARDOWNS, UPSTREAM_WEIGHT
 from airflow_adapter.dag_run_hooks import ARE_PREMATURE_TIS, GET_READY_TIS, GET_TASK_INSTANCES, REVISE_MAP_INDEXES
 from airflow_adapter.expansion import EXPAND_MAPPED_TASK, GET_MAPPED_TI_COUNT
 from airflow_adapter.task_runtime import (
@@ -80,6 +81,11 @@ EXPECTATIONS: tuple[Signature | PrivateField | LogEvent, ...] = (
     Signature(ARE_PREMATURE_TIS, "(self, unfinished_tis, finished_tis, session)"),
     Signature(REVISE_MAP_INDEXES, "(self, task, *, dag_version_id, session)"),
     Signature(GET_TASK_INSTANCES, "(self, state=None, *, session=None)"),
+    # Relatives and priority weights of a deserialized DAG, computed once (dag_relations.py).
+    Signature(DOWNSTREAM_WEIGHT, "(self, ti)"),
+    Signature(UPSTREAM_WEIGHT, "(self, ti)"),
+    Signature(FLAT_RELATIVE_IDS, "(self, *, upstream=False, depth=None)"),
+    Signature(SETUPS_AND_TEARDOWNS, "(self)"),
     # A try run by Airflow's runner outside its supervisor (task_runtime.py).
     PrivateField(RUNTIME_TASK_INSTANCE, CONTEXT_FROM_SERVER),
     Signature("airflow.sdk.execution_time.task_runner.run", "(ti, context, log)"),
