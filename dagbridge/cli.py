@@ -61,13 +61,30 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     return run_dev(settings, demo=args.demo, free_ports=args.free_ports, data_dir=args.data_dir)
 
 
+def _routes(settings: Settings) -> Any:
+    """The routes file's compiled routes (none when unset); prints its problems and returns None when wrong."""
+    from bridge.routes import NO_ROUTES, RoutesFileError, load_routes
+
+    if settings.routes_file is None:
+        return NO_ROUTES
+    try:
+        return load_routes(settings.routes_file)
+    except RoutesFileError as err:
+        for line in err.lines:
+            print(f"dagbridge: invalid routes file {line}", file=sys.stderr)
+        return None
+
+
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.consumer import TriggerBridge
     from infra.metrics_server import serve_metrics
 
+    routes = _routes(settings)
+    if routes is None:
+        return 2
     # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
     metrics_server = serve_metrics(settings)
-    _run_until_signalled(TriggerBridge(settings).run)
+    _run_until_signalled(TriggerBridge(settings, routes=routes).run)
     if metrics_server is not None:
         metrics_server.close()
     return 0

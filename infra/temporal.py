@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.client import Client, TLSConfig, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from schemas.ids import dag_run_workflow_id
@@ -55,4 +55,6 @@ async def start_dag_run(
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         result_type=DagRunResult,
         memo=memo,
+        # Activities inherit it: the run's task tries are dispatched by the same key.
+        priority=Priority(priority_key=request.options.priority_key),
     )
