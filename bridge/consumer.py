@@ -152,8 +152,7 @@ class TriggerBridge:
         if client is None:
             return
         # Before consuming: a capped DAG's open runs must be counted before a record can start another.
-        started = await self._until_available(stop, "list open runs of capped DAGs", lambda: self._flow.start(client))
-        if started is None and self._flow.capped:
+        if not await self._until_available(stop, "list open runs of capped DAGs", lambda: self._flow.start(client)):
             return
         producer = await self._until_available(stop, "start the DLQ producer", self._start_producer)
         if producer is None:

@@ -95,13 +95,13 @@ class FlowControl:
     def capped(self) -> bool:
         return bool(self._caps)
 
-    async def start(self, client: Client) -> None:
+    async def start(self, client: Client) -> bool:
         """Learn every capped DAG's open runs, then keep watching them; raises what Temporal raises."""
         self._client = client
-        if not self._caps:
-            return
-        await self._sync()
-        self._resync = asyncio.create_task(self._resync_forever())
+        if self._caps:
+            await self._sync()
+            self._resync = asyncio.create_task(self._resync_forever())
+        return True
 
     async def stop(self) -> None:
         tasks = [*self._watchers.values(), *([self._resync] if self._resync else [])]

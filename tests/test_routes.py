@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,45 @@ async def test_two_business_topics_start_three_dags_through_filters_and_conf_map
         assert headers["region"] == b"eu", "the original headers are kept"
         assert headers[ERROR_HEADER].decode().startswith(f"route {route}: payload: not JSON")
         assert (headers[SOURCE_TOPIC_HEADER].decode(), int(headers[SOURCE_OFFSET_HEADER])) == (orders, not_json.offset)
+
+
+def max_open_at_once(executions: list[tuple[datetime, datetime]]) -> int:
+    """The most runs open at one moment, from Temporal's start and close times."""
+    # At a tie a close counts first: the bridge starts a run only after it saw another close.
+    moments = sorted([(start, 1) for start, _ in executions] + [(close, -1) for _, close in executions])
+    open_now = most = 0
+    for _, change in sorted(moments, key=lambda moment: (moment[0], moment[1])):
+        open_now += change
+        most = max(most, open_now)
+    return most
+
+
+async def test_a_cap_of_two_runs_in_flight_pauses_instead_of_losing_any_of_fifty_records(
+    bridge_settings: Settings, tansu: TansuBroker, temporal_client: Client, tmp_path: Path
+) -> None:
+    topic = unique("capped")
+    tansu.create_topics([topic], partitions=2)
+    routes = write_routes(
+        tmp_path,
+        {
+            "routes": [{"name": "capped", "topic": topic, "dag_id": "routed_capped"}],
+            "dags": {"routed_capped": {"max_in_flight_runs": 2}},
+        },
+    )
+    count = 50
+    await produce(bridge_settings.kafka_bootstrap, topic, [json.dumps({"n": n}).encode() for n in range(count)])
+    prefix = f"dagrun:routed_capped:kafka__{topic}-"
+
+    async def all_closed() -> list[tuple[datetime, datetime]]:
+        executions = [
+            (execution.start_time, execution.close_time)
+            async for execution in temporal_client.list_workflows(f"WorkflowId STARTS_WITH '{prefix}'")
+        ]
+        assert len(executions) == count and all(close is not None for _, close in executions), len(executions)
+        return executions  # type: ignore[return-value]
+
+    async with running_bridge(bridge_settings, routes) as bridge:
+        executions = await eventually(all_closed, timeout=180, interval=1)
+        await eventually(lambda: assert_all_committed(bridge_settings, topic), timeout=30)
+    assert bridge.route_outcomes == {("capped", RouteOutcome.STARTED): count}
+    assert max_open_at_once(executions) == 2
