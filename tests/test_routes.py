@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,10 @@ from temporalio.client import Client
 
 from bridge.consumer import RouteOutcome
 from bridge.dlq import ERROR_HEADER, ROUTE_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER
+from bridge.replay import TopicRange, reconcile, replay
 from bridge.routes import Routes, load_routes
 from schemas.runs import DagRunResult
-from schemas.settings import Settings
+from schemas.settings import Settings, env_var
 from tests.bridge_fixtures import (
     committed_offsets,
     end_offsets,
@@ -238,3 +242,106 @@ async def test_a_cap_of_two_runs_in_flight_pauses_instead_of_losing_any_of_fifty
         await eventually(lambda: assert_all_committed(bridge_settings, topic), timeout=30)
     assert bridge.route_outcomes == {("capped", RouteOutcome.STARTED): count}
     assert max_open_at_once(executions) == 2
+
+
+def dagbridge_cli(settings: Settings, routes_file: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGBRIDGE_")}
+    for name in ("temporal_address", "kafka_bootstrap", "trigger_topic", "task_queue"):
+        env[env_var(name)] = str(getattr(settings, name))
+    if routes_file is not None:
+        env[env_var("routes_file")] = str(routes_file)
+    return subprocess.run(
+        [sys.executable, "-m", "dagbridge.cli", *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_replay_fills_exactly_the_gaps_and_reconcile_reports_both_ways(
+    bridge_settings: Settings, tansu: TansuBroker, temporal_client: Client, tmp_path: Path
+) -> None:
+    topic = unique("replayed")
+    tansu.create_topics([topic], partitions=1)
+    route = {"name": "replayed", "topic": topic, "dag_id": "routed_capped", "run_id": {"path": "payload.id"}}
+    routes = write_routes(tmp_path, {"routes": [route]})
+    batch = unique("r")
+    await produce(
+        bridge_settings.kafka_bootstrap, topic, [json.dumps({"id": f"{batch}-{n}", "n": n}).encode() for n in range(8)]
+    )
+    prefix = f"dagrun:routed_capped:kafka__{batch}-"
+
+    async def started(expected: set[int]) -> None:
+        # Visibility lags the starts a little; the replay's own counts say exactly what it started.
+        found = {int(workflow_id.rsplit("-", 1)[1]) for workflow_id in await workflow_ids(temporal_client, prefix)}
+        assert found == expected
+
+    # Offsets 2, 3 and 4 only: the other five are gaps.
+    first = await replay(bridge_settings, routes, temporal_client, TopicRange(topic, from_offset=2, to_offset=5))
+    assert (first.records, dict(first.counts)) == (3, {"started": 3})
+    await eventually(lambda: started({2, 3, 4}), timeout=10)
+
+    report = await reconcile(bridge_settings, routes, temporal_client, TopicRange(topic))
+    assert dict(report.counts) == {"with run": 3, "message without run": 5}
+    assert sorted(line.split(" -> ")[1] for line in report.problems) == [f"{prefix}{n}" for n in (0, 1, 5, 6, 7)]
+
+    # The whole topic: exactly the gaps start, the rest are recognised by their run IDs.
+    second = await replay(bridge_settings, routes, temporal_client, TopicRange(topic, from_offset=0))
+    assert (second.records, dict(second.counts)) == (8, {"started": 5, "duplicate": 3})
+    await eventually(lambda: started(set(range(8))), timeout=10)
+
+    # Again, after the fact: nothing new.
+    third = await replay(bridge_settings, routes, temporal_client, TopicRange(topic, from_offset=0))
+    assert dict(third.counts) == {"duplicate": 8}
+
+    # The route now takes fewer records: the runs of the others have no message any more.
+    narrowed_file = tmp_path / "narrowed.yaml"
+    narrowed_file.write_text(yaml.safe_dump({"routes": [{**route, "filter": "payload.n < `6`"}]}))
+    narrowed = dagbridge_cli(bridge_settings, narrowed_file, "reconcile", "--topic", topic)
+    assert narrowed.returncode == 1, narrowed.stderr
+    assert narrowed.stdout.strip() == (
+        f"reconcile {topic}: 8 records ([0] 0..7): 2 filtered, 2 run without message, 2 unrouted, 6 with run"
+    )
+    assert sorted(line for line in narrowed.stderr.splitlines() if line.startswith("run without")) == [
+        f"run without message: {prefix}{n} (started from {topic}[0]@{n} by route replayed)" for n in (6, 7)
+    ]
+    clean = dagbridge_cli(bridge_settings, routes_path(tmp_path), "replay", "--topic", topic, "--from-offset", "6")
+    assert (clean.returncode, clean.stdout.strip()) == (0, f"replay {topic}: 2 records ([0] 6..7): 2 duplicate")
+
+
+def routes_path(tmp_path: Path) -> Path:
+    return tmp_path / "routes.yaml"
+
+
+def test_a_wrong_routes_file_stops_the_bridge_with_one_line_per_problem(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    route = {"name": "orders", "topic": "orders", "dag_id": "d"}
+    path.write_text(
+        yaml.safe_dump({"routes": [{**route, "name": "Orders!"}, {**route, "run_id": {"pth": "key"}, "topic": None}]})
+    )
+    settings = Settings(temporal_address="127.0.0.1:1", kafka_bootstrap="127.0.0.1:1")
+    result = dagbridge_cli(settings, path, "bridge")
+    assert result.returncode == 2
+    prefix = f"dagbridge: invalid routes file {path}: "
+    assert result.stderr.splitlines() == [
+        prefix + "routes[0] (Orders!).name: String should match pattern '^[a-z0-9][a-z0-9_.-]*$'",
+        prefix + "routes[1] (orders).run_id: must be one of {path: <JMESPath>}, {template: <Jinja>} or {value: <JSON>}",
+    ]
+    # Past the file's shape, every expression and template is compiled before anything is consumed.
+    path.write_text(
+        yaml.safe_dump({"routes": [{**route, "filter": "payload.amount >", "conf": {"x": {"template": "{{ key"}}}]})
+    )
+    result = dagbridge_cli(settings, path, "bridge")
+    assert result.returncode == 2
+    assert [line.removeprefix(prefix).split(":")[0] for line in result.stderr.splitlines()] == [
+        "routes[0] (orders).filter",
+        "routes[0] (orders).conf.x",
+    ]
+    missing = path.with_name("missing.yaml")
+    unknown = dagbridge_cli(settings, missing, "replay", "--topic", "t", "--from-offset", "0")
+    assert unknown.returncode == 2
+    assert (
+        unknown.stderr.strip() == f"dagbridge: invalid routes file {missing}: cannot read it: No such file or directory"
+    )
