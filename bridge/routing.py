@@ -27,7 +27,6 @@ from schemas.messages import (
     RunId,
     bounded_conf,
     record_time,
-    validation_reason,
 )
 from schemas.routes import MAX_PRIORITY_KEY
 from schemas.runs import DagRunRequest, RunOptions
@@ -237,7 +236,7 @@ def _run_id(route: CompiledRoute, view: dict[str, Any], record: RecordView) -> s
     try:
         return _RUN_ID.validate_python(run_id)
     except ValidationError as err:
-        raise InvalidTrigger(f"run_id {run_id[:100]!r}: {validation_reason(err)}") from None
+        raise InvalidTrigger(f"run_id {run_id[:100]!r}: {_messages(err)}") from None
 
 
 def _logical_date(route: CompiledRoute, view: dict[str, Any], record: RecordView) -> datetime | None:
@@ -249,7 +248,12 @@ def _logical_date(route: CompiledRoute, view: dict[str, Any], record: RecordView
     try:
         return _LOGICAL_DATE.validate_python(value)
     except ValidationError as err:
-        raise InvalidTrigger(f"logical_date: {validation_reason(err)}") from None
+        raise InvalidTrigger(f"logical_date: {_messages(err)}") from None
+
+
+def _messages(err: ValidationError) -> str:
+    # The value validated is the field itself: no location to name, and never the input (it can be large).
+    return "; ".join(error["msg"].removeprefix("Value error, ") for error in err.errors(include_url=False))
 
 
 def _integer(value: Any, field: str, low: int | None = None, high: int | None = None) -> int | None:
