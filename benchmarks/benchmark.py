@@ -11,7 +11,8 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
     python benchmarks/benchmark.py [--runs 20] [--concurrency 20]
 
 ``--mode kafka`` measures the Kafka bridge instead (benchmarks/kafka_mode.py), ``--mode scale``
-the cost per task as a DAG grows (benchmarks/scale_mode.py).
+the cost per task as a DAG grows (benchmarks/scale_mode.py), ``--mode routes`` routed records/s
+against the plain trigger topic's (benchmarks/routes_mode.py).
 """
 
 from __future__ import annotations
@@ -215,7 +216,9 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20, help="sequential runs of the chain per side")
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight for the throughput figure")
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
-    parser.add_argument("--mode", choices=["engine", "kafka", "scale"], default="engine", help="what to measure")
+    parser.add_argument(
+        "--mode", choices=["engine", "kafka", "routes", "scale"], default="engine", help="what to measure"
+    )
     parser.add_argument("--triggers", type=int, default=500, help="kafka mode: runs started for the starts/s figure")
     parser.add_argument("--rounds", type=int, default=3, help="kafka mode: bridge rounds of the starts/s figure")
     parser.add_argument("--sizes", default="10,100,1000,2000", help="scale mode: DAG sizes (tasks)")
@@ -226,6 +229,10 @@ if __name__ == "__main__":
         from benchmarks import kafka_mode
 
         kafka_mode.main(kafka_mode.KafkaArgs(args.runs, args.triggers, args.rounds, args.task_processes))
+    elif args.mode == "routes":
+        from benchmarks import routes_mode
+
+        routes_mode.main(args.triggers, args.rounds)
     elif args.mode == "scale":
         from benchmarks import scale_mode
 
