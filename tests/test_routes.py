@@ -309,6 +309,10 @@ async def test_replay_fills_exactly_the_gaps_and_reconcile_reports_both_ways(
     ]
     clean = dagbridge_cli(bridge_settings, routes_path(tmp_path), "replay", "--topic", topic, "--from-offset", "6")
     assert (clean.returncode, clean.stdout.strip()) == (0, f"replay {topic}: 2 records ([0] 6..7): 2 duplicate")
+    # The runs end before the session's worker stops: it waits for the slot exchanges of open runs.
+    for n in range(8):
+        result = await temporal_client.get_workflow_handle(f"{prefix}{n}", result_type=DagRunResult).result()
+        assert result.state == "success"
 
 
 def routes_path(tmp_path: Path) -> Path:
