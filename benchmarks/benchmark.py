@@ -12,7 +12,8 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
 
 ``--mode kafka`` measures the Kafka bridge instead (benchmarks/kafka_mode.py), ``--mode scale``
 the cost per task as a DAG grows (benchmarks/scale_mode.py), ``--mode schedule`` the delay from
-a tick to the first task with 200 DAGs scheduled on one worker (benchmarks/schedule_mode.py).
+a tick to the first task with 200 DAGs scheduled on one worker (benchmarks/schedule_mode.py),
+``--mode routes`` routed records/s against the plain trigger topic's (benchmarks/routes_mode.py).
 """
 
 from __future__ import annotations
@@ -218,7 +219,10 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight for the throughput figure")
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
     parser.add_argument(
-        "--mode", choices=["engine", "kafka", "scale", "schedule"], default="engine", help="what to measure"
+        "--mode",
+        choices=["engine", "kafka", "routes", "scale", "schedule"],
+        default="engine",
+        help="what to measure",
     )
     parser.add_argument("--triggers", type=int, default=500, help="kafka mode: runs started for the starts/s figure")
     parser.add_argument("--rounds", type=int, default=3, help="kafka mode: bridge rounds of the starts/s figure")
@@ -237,6 +241,10 @@ if __name__ == "__main__":
         from benchmarks import schedule_mode
 
         schedule_mode.main(schedule_mode.ScheduleArgs(args.dags, args.period, args.ticks, args.task_processes))
+    elif args.mode == "routes":
+        from benchmarks import routes_mode
+
+        routes_mode.main(args.triggers, args.rounds)
     elif args.mode == "scale":
         from benchmarks import scale_mode
 

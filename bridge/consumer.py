@@ -1,9 +1,12 @@
-"""The trigger bridge: Kafka trigger records in, one idempotent workflow start each.
+"""The trigger bridge: Kafka records in, one idempotent workflow start per run they ask for.
 
-At-least-once consumption plus an idempotent start gives exactly one run per trigger:
-an offset is committed only once every record before it has either started its
-workflow (or found it started already) or been written to the DLQ. Whatever the bridge
-had not committed when it died is delivered again, and starting it again is harmless.
+One consumer group reads the trigger topic and every topic of the routes file (bridge/routes.py):
+a trigger record asks for one run in dagbridge's own format, a routed record for one run per
+route that takes it (bridge/routing.py). At-least-once consumption plus an idempotent start
+gives exactly one run per (dag_id, run_id): an offset is committed only once every record before
+it has either started its workflows (or found them started already), been written to the DLQ,
+or been found to concern no route. Whatever the bridge had not committed when it died is
+delivered again, and starting it again is harmless.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -27,7 +31,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bridge import metrics
 from bridge.dlq import send_dead_letter
+from bridge.flow import FlowControl
 from bridge.offsets import PartitionOffsets
+from bridge.routes import NO_ROUTES, Routes
+from bridge.routing import Router
+from bridge.sources import run_source_memo
 from infra.backoff import DEFAULT_BACKOFF, Backoff
 from infra.kafka import kafka_options
 from infra.temporal import connect, register_search_attributes, run_options, start_dag_run
@@ -57,6 +65,8 @@ REVOKE_DRAIN_SECONDS = 10.0
 # A DLQ record is the original record plus a few small headers; the producer's default
 # 1 MiB request limit would refuse an original that was close to the broker's limit.
 DLQ_MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# With topic patterns, how soon a new topic that matches is noticed (aiokafka's default: 5 min).
+PATTERN_METADATA_MAX_AGE_MS = 30_000
 
 
 class Outcome(StrEnum):
@@ -64,6 +74,13 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     INVALID = "invalid"
     ERROR = "error"
+
+
+class RouteOutcome(StrEnum):
+    STARTED = "started"
+    DUPLICATE = "duplicate"
+    FILTERED = "filtered"
+    DEAD_LETTERED = "dead_lettered"
 
 
 class StartRejected(Exception):
@@ -98,10 +115,12 @@ class TriggerBridge:
         self,
         settings: Settings,
         *,
+        routes: Routes = NO_ROUTES,
         backoff: Backoff = DEFAULT_BACKOFF,
         drain_timeout_seconds: float = 30.0,
     ) -> None:
         self._settings = settings
+        self._routes = routes
         # Built now, so a bridge without a broker address fails at once, not after connecting to Temporal.
         self._kafka_options = kafka_options(settings)
         self._options = run_options(settings)
@@ -115,7 +134,18 @@ class TriggerBridge:
         self._wake = asyncio.Event()
         self._last_commit = 0.0
         self.outcomes: Counter[Outcome] = Counter()
+        # Routed records: (route name, outcome), and records of routed topics no route took.
+        self.route_outcomes: Counter[tuple[str, RouteOutcome]] = Counter()
+        self.unrouted = 0
         self._lag = metrics.ConsumerLag()
+        self._router = Router(routes, max_conf_bytes=settings.max_conf_bytes, options=self._options)
+        self._flow = FlowControl(
+            routes.max_in_flight_runs,
+            {route.name: route.route.rate_limit for route in routes.routes if route.route.rate_limit is not None},
+            backoff=backoff,
+        )
+        self._flow.on_change = self._wake.set
+        metrics.declare_routes([route.name for route in routes.routes], list(routes.max_in_flight_runs))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then finish in-flight records, commit and leave the group."""
@@ -123,21 +153,20 @@ class TriggerBridge:
         if client is None:
             return
         await register_search_attributes(client)
+        # Before consuming: a capped DAG's open runs must be counted before a record can start another.
+        if not await self._until_available(stop, "list open runs of capped DAGs", lambda: self._flow.start(client)):
+            return
         producer = await self._until_available(stop, "start the DLQ producer", self._start_producer)
         if producer is None:
+            await self._flow.stop()
             return
         consumer = await self._until_available(stop, "join the consumer group", self._start_consumer)
         if consumer is None:
             await producer.stop()
+            await self._flow.stop()
             return
         self._client, self._producer, self._consumer = client, producer, consumer
-        consumer.subscribe([self._settings.trigger_topic], listener=_Rebalance(self))
-        log.info(
-            "bridge consuming %s as group %s (%s)",
-            self._settings.trigger_topic,
-            self._settings.consumer_group,
-            self._settings.kafka_bootstrap,
-        )
+        self._subscribe(consumer)
         try:
             await self._consume(stop)
         finally:
@@ -145,7 +174,37 @@ class TriggerBridge:
             await self._commit()
             await consumer.stop()
             await producer.stop()
-            log.info("bridge stopped: %s", {outcome.value: n for outcome, n in self.outcomes.items()})
+            await self._flow.stop()
+            log.info(
+                "bridge stopped: %s",
+                {
+                    **{outcome.value: n for outcome, n in self.outcomes.items()},
+                    **{f"{route}.{outcome.value}": n for (route, outcome), n in self.route_outcomes.items()},
+                    **({"unrouted": self.unrouted} if self.unrouted else {}),
+                },
+            )
+
+    def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
+        """One subscription for the trigger topic and every route's topics, so one group serves them all."""
+        topics = {self._settings.trigger_topic, *self._routes.topics}
+        patterns = self._routes.patterns
+        if not patterns:
+            consumer.subscribe(sorted(topics), listener=_Rebalance(self))
+            what = ", ".join(sorted(topics))
+        else:
+            consumer.subscribe(pattern=self.subscription_pattern(), listener=_Rebalance(self))
+            what = f"topics matching {self.subscription_pattern()}"
+        log.info(
+            "bridge consuming %s as group %s (%s)", what, self._settings.consumer_group, self._settings.kafka_bootstrap
+        )
+
+    def subscription_pattern(self) -> str:
+        """The trigger topic, the routes' topics and patterns, never a topic the bridge or workers write."""
+        own = sorted({self._settings.dlq_topic, self._settings.task_events_topic, self._settings.run_events_topic})
+        names = sorted({self._settings.trigger_topic, *self._routes.topics})
+        alternatives = [re.escape(name) for name in names] + [f"(?:{pattern})" for pattern in self._routes.patterns]
+        excluded = "|".join(re.escape(name) for name in own)
+        return f"^(?!(?:{excluded})$)(?:{'|'.join(alternatives)})$"
 
     async def _start_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(**self._kafka_options, acks="all", max_request_size=DLQ_MAX_REQUEST_BYTES)
@@ -162,6 +221,7 @@ class TriggerBridge:
             # A trigger should start its run at once: the default 500 ms fetch wait lets a
             # broker hold a fetch that long on a quiet topic before answering with new records.
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            **({"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS} if self._routes.patterns else {}),
         )
         return await self._started(consumer)
 
@@ -195,7 +255,11 @@ class TriggerBridge:
                 raise self._failure
             blocked = self._backing_off > 0
             self._pause(blocked)
-            free = self._settings.max_in_flight_starts - len(self._in_flight)
+            # Records waiting for a cap or a rate have their partitions paused; they do not hold
+            # back the records of other partitions.
+            waiting = sum(self._flow.waiting_partitions.values())
+            metrics.FLOW_WAITING.set(waiting)
+            free = self._settings.max_in_flight_starts - (len(self._in_flight) - waiting)
             if blocked or free <= 0:
                 self._wake.clear()
                 await _wait_any(self._wake, stop, timeout=1.0)
@@ -210,18 +274,23 @@ class TriggerBridge:
                 await self._commit()
                 await self._lag.update(self._consumer, Counter(self._in_flight.values()))
 
-    def _pause(self, paused: bool) -> None:
-        if paused:
-            self._consumer.pause(*self._consumer.assignment())
-        elif self._consumer.paused():
-            self._consumer.resume(*self._consumer.paused())
+    def _pause(self, everything: bool) -> None:
+        """Pause every partition while a server is away, else those with records waiting for room."""
+        assigned = self._consumer.assignment()
+        wanted = set(assigned) if everything else set(self._flow.waiting_partitions) & assigned
+        paused = self._consumer.paused()
+        if wanted - paused:
+            self._consumer.pause(*(wanted - paused))
+        if paused - wanted:
+            self._consumer.resume(*(paused - wanted))
+        metrics.PAUSED_PARTITIONS.set(len(wanted))
 
     def _dispatch(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         for tp, records in batches.items():
             offsets = self._partitions.setdefault(tp, PartitionOffsets())
             for record in records:
                 offsets.add(record.offset)
-                task = asyncio.create_task(self._handle(record, offsets))
+                task = asyncio.create_task(self._handle(record, offsets, tp))
                 self._in_flight[task] = tp
                 metrics.IN_FLIGHT.inc()
                 task.add_done_callback(self._finished)
@@ -234,38 +303,88 @@ class TriggerBridge:
             self._failure = task.exception()
         self._wake.set()
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes], offsets: PartitionOffsets) -> None:
-        async with self._slots:
-            try:
-                request = parse_trigger(
-                    record.value,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    timestamp_ms=record.timestamp,
-                    max_conf_bytes=self._settings.max_conf_bytes,
-                    options=self._options,
-                )
-            except InvalidTrigger as err:
-                await self._dead_letter(record, err.reason)
-                outcome = Outcome.INVALID
-            else:
-                try:
-                    outcome = await self._retrying(
-                        f"start {dag_run_workflow_id(request.dag_id, request.run_id)}", lambda: self._start(request)
-                    )
-                except StartRejected as err:
-                    await self._dead_letter(record, str(err))
-                    outcome = Outcome.ERROR
-                log.info("trigger %s", outcome.value, extra={"dag_id": request.dag_id, "run_id": request.run_id})
-        self.outcomes[outcome] += 1
-        metrics.record_outcome(outcome.value, record.timestamp)
+    async def _handle(
+        self, record: ConsumerRecord[bytes, bytes], offsets: PartitionOffsets, tp: TopicPartition
+    ) -> None:
+        if record.topic == self._settings.trigger_topic:
+            await self._handle_trigger(record, tp)
+        else:
+            await self._handle_routed(record, tp)
         offsets.done(record.offset)
 
-    async def _start(self, request: DagRunRequest) -> Outcome:
+    async def _handle_trigger(self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition) -> None:
+        try:
+            request = parse_trigger(
+                record.value,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                timestamp_ms=record.timestamp,
+                max_conf_bytes=self._settings.max_conf_bytes,
+                options=self._options,
+            )
+        except InvalidTrigger as err:
+            async with self._slots:
+                await self._dead_letter(record, err.reason)
+            outcome = Outcome.INVALID
+        else:
+            try:
+                outcome = await self._start_admitted(record, tp, None, request)
+            except StartRejected as err:
+                async with self._slots:
+                    await self._dead_letter(record, str(err))
+                outcome = Outcome.ERROR
+            log.info("trigger %s", outcome.value, extra={"dag_id": request.dag_id, "run_id": request.run_id})
+        self.outcomes[outcome] += 1
+        metrics.record_outcome(outcome.value, record.timestamp)
+
+    async def _handle_routed(self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition) -> None:
+        verdicts = self._router.route(record)
+        if all(verdict.request is None and verdict.error is None for verdict in verdicts):
+            self.unrouted += 1
+            metrics.UNROUTED_MESSAGES.inc()
+        # One route after the other: the record is done (and may be committed) once each route's is.
+        for verdict in verdicts:
+            if verdict.error is not None:
+                async with self._slots:
+                    await self._dead_letter(record, verdict.error, route=verdict.route)
+                outcome = RouteOutcome.DEAD_LETTERED
+            elif verdict.request is None:
+                outcome = RouteOutcome.FILTERED
+            else:
+                try:
+                    started = await self._start_admitted(record, tp, verdict.route, verdict.request)
+                except StartRejected as err:
+                    async with self._slots:
+                        await self._dead_letter(record, f"route {verdict.route}: {err}", route=verdict.route)
+                    outcome = RouteOutcome.DEAD_LETTERED
+                else:
+                    outcome = RouteOutcome.STARTED if started is Outcome.STARTED else RouteOutcome.DUPLICATE
+                    log.info(
+                        "route %s: %s",
+                        verdict.route,
+                        outcome.value,
+                        extra={"dag_id": verdict.request.dag_id, "run_id": verdict.request.run_id},
+                    )
+            self.route_outcomes[verdict.route, outcome] += 1
+            metrics.record_route_outcome(verdict.route, outcome.value, record.timestamp)
+
+    async def _start_admitted(
+        self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition, route: str | None, request: DagRunRequest
+    ) -> Outcome:
+        """Start the run once flow control lets it through; raises ``StartRejected``."""
+        memo = run_source_memo(record.topic, record.partition, record.offset, route)
+        async with self._flow.admitted(tp, route, request.dag_id) as admission, self._slots:
+            outcome = await self._retrying(
+                f"start {dag_run_workflow_id(request.dag_id, request.run_id)}", lambda: self._start(request, memo)
+            )
+            admission.opened(request.dag_id, request.run_id)
+        return outcome
+
+    async def _start(self, request: DagRunRequest, memo: dict[str, object] | None = None) -> Outcome:
         try:
             await asyncio.wait_for(
-                start_dag_run(self._client, request, self._settings.task_queue, trigger_source="kafka"),
+                start_dag_run(self._client, request, self._settings.task_queue, memo, trigger_source="kafka"),
                 START_TIMEOUT_SECONDS,
             )
         except WorkflowAlreadyStartedError:
@@ -276,9 +395,9 @@ class TriggerBridge:
             raise
         return Outcome.STARTED
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, route: str | None = None) -> None:
         log.warning(
-            "invalid trigger %s[%d]@%d to %s: %s",
+            "invalid record %s[%d]@%d to %s: %s",
             record.topic,
             record.partition,
             record.offset,
@@ -287,7 +406,7 @@ class TriggerBridge:
         )
         await self._retrying(
             f"write {record.topic}[{record.partition}]@{record.offset} to the DLQ",
-            lambda: send_dead_letter(self._producer, self._settings.dlq_topic, record, reason),
+            lambda: send_dead_letter(self._producer, self._settings.dlq_topic, record, reason, route=route),
         )
         metrics.DLQ_MESSAGES.inc()
 

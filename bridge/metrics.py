@@ -28,15 +28,17 @@ MESSAGES = Counter(
 DLQ_MESSAGES = Counter("dagbridge_dlq_messages", "Records written to the dead-letter topic.")
 # From the trigger record's timestamp to Temporal's acknowledgement of the start: includes the
 # producer's delay, time queued on the topic, validation and the start call itself.
+START_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 TRIGGER_TO_START = Histogram(
     "dagbridge_trigger_to_start_seconds",
     "Time from a trigger record's timestamp until Temporal acknowledged its run's start.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+    buckets=START_LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("dagbridge_starts_in_flight", "Trigger records between fetch and their start's acknowledgement.")
 CONSUMER_LAG = Gauge(
     "dagbridge_consumer_lag_messages",
-    "Records of an assigned trigger partition that the bridge has not finished: not fetched yet or in flight.",
+    "Records of an assigned partition (trigger or routed topic) that the bridge has not finished: "
+    "not fetched yet or in flight.",
     ["topic", "partition"],
 )
 
@@ -86,3 +88,53 @@ class ConsumerLag:
             return await asyncio.wait_for(consumer.end_offsets(list(paused)), END_OFFSETS_TIMEOUT_SECONDS)
         except (KafkaError, TimeoutError):
             return {}  # Kafka is away too: keep the last known value
+
+
+ROUTE_OUTCOMES = ("started", "duplicate", "filtered", "dead_lettered")
+
+# Labelled by route name and DAG ID from the routes file only: configuration, never message content.
+ROUTE_MESSAGES = Counter(
+    "dagbridge_route_messages",
+    "Records of routed topics, per route and outcome: started a run, duplicate (its run exists already), "
+    "filtered (the route's filter did not take it), dead_lettered (it matched but could not be mapped, "
+    "or Temporal refused the start).",
+    ["route", "outcome"],
+)
+UNROUTED_MESSAGES = Counter(
+    "dagbridge_unrouted_messages", "Records of routed topics that no route took (ignored, and committed)."
+)
+ROUTE_TRIGGER_TO_START = Histogram(
+    "dagbridge_route_trigger_to_start_seconds",
+    "Per route: time from a record's timestamp until Temporal acknowledged its run's start.",
+    ["route"],
+    buckets=START_LATENCY_BUCKETS,
+)
+RUNS_IN_FLIGHT = Gauge(
+    "dagbridge_dag_runs_in_flight",
+    "Open runs of a DAG with max_in_flight_runs in the routes file, as the bridge counts them against the cap.",
+    ["dag_id"],
+)
+FLOW_WAITING = Gauge(
+    "dagbridge_flow_waiting_messages",
+    "Records waiting for a DAG's in-flight cap or a route's rate limit; their partitions are paused.",
+)
+PAUSED_PARTITIONS = Gauge(
+    "dagbridge_paused_partitions",
+    "Assigned partitions the bridge paused: Temporal is away, or a cap or rate is reached.",
+)
+
+
+def declare_routes(routes: list[str], capped_dags: list[str]) -> None:
+    """Series at 0 for every route and capped DAG, so rate() and alerts see them before the first record."""
+    for route in routes:
+        for outcome in ROUTE_OUTCOMES:
+            ROUTE_MESSAGES.labels(route, outcome)
+        ROUTE_TRIGGER_TO_START.labels(route)
+    for dag_id in capped_dags:
+        RUNS_IN_FLIGHT.labels(dag_id)
+
+
+def record_route_outcome(route: str, outcome: str, record_timestamp_ms: int) -> None:
+    ROUTE_MESSAGES.labels(route, outcome).inc()
+    if outcome == "started" and record_timestamp_ms >= 0:
+        ROUTE_TRIGGER_TO_START.labels(route).observe(max(time.time() - record_timestamp_ms / 1000, 0.0))

@@ -74,13 +74,30 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     return run_dev(settings, demo=args.demo, free_ports=args.free_ports, data_dir=args.data_dir)
 
 
+def _routes(settings: Settings) -> Any:
+    """The routes file's compiled routes (none when unset); prints its problems and returns None when wrong."""
+    from bridge.routes import NO_ROUTES, RoutesFileError, load_routes
+
+    if settings.routes_file is None:
+        return NO_ROUTES
+    try:
+        return load_routes(settings.routes_file)
+    except RoutesFileError as err:
+        for line in err.lines:
+            print(f"dagbridge: invalid routes file {line}", file=sys.stderr)
+        return None
+
+
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.consumer import TriggerBridge
     from infra.metrics_server import serve_metrics
 
+    routes = _routes(settings)
+    if routes is None:
+        return 2
     # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
     metrics_server = serve_metrics(settings)
-    _run_until_signalled(TriggerBridge(settings).run)
+    _run_until_signalled(TriggerBridge(settings, routes=routes).run)
     if metrics_server is not None:
         metrics_server.close()
     return 0
@@ -385,6 +402,85 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def _topic_range(args: argparse.Namespace) -> Any:
+    from bridge.replay import TopicRange
+
+    return TopicRange(
+        topic=args.topic,
+        from_offset=args.from_offset,
+        from_timestamp=args.from_timestamp,
+        to_offset=args.to_offset,
+        to_timestamp=args.to_timestamp,
+        partitions=tuple(args.partition or ()),
+    )
+
+
+def _range_command(args: argparse.Namespace, settings: Settings, what: str) -> int:
+    """Replay or reconcile: one summary line on stdout, one line per problem on stderr."""
+    from aiokafka.errors import KafkaError
+    from temporalio.service import RPCError
+
+    from bridge.replay import ReplayError, reconcile, replay
+    from infra.temporal import connect
+
+    routes = _routes(settings)
+    if routes is None:
+        return 2
+    span = _topic_range(args)
+
+    async def main() -> Any:
+        client = await connect(settings)
+        if what == "replay":
+            return await replay(settings, routes, client, span)
+        return await reconcile(settings, routes, client, span)
+
+    try:
+        summary = asyncio.run(main())
+    except ReplayError as err:
+        print(f"dagbridge {what}: {err}", file=sys.stderr)
+        return 2
+    except (KafkaError, RPCError, RuntimeError, OSError) as err:
+        print(f"dagbridge {what}: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    for problem in summary.problems:
+        print(problem, file=sys.stderr)
+    print(summary.line(f"{what} {span.topic}"))
+    if what == "replay":
+        return 1 if summary.counts["error"] else 0
+    # Like diff: 1 when the range and the runs disagree.
+    return 1 if summary.counts["message without run"] or summary.counts["run without message"] else 0
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    return _range_command(args, settings, "replay")
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    return _range_command(args, settings, "reconcile")
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _range_arguments(command: argparse.ArgumentParser, *, from_required: bool) -> None:
+    command.add_argument("--topic", required=True, help="the trigger topic or a topic the routes file reads")
+    start = command.add_mutually_exclusive_group(required=from_required)
+    start.add_argument("--from-offset", type=_non_negative, metavar="N", help="first offset, in every partition")
+    start.add_argument(
+        "--from-timestamp", type=_aware_datetime, metavar="ISO", help="first record at or after this time"
+    )
+    end = command.add_mutually_exclusive_group()
+    end.add_argument("--to-offset", type=_non_negative, metavar="N", help="stop before this offset (default: the end)")
+    end.add_argument("--to-timestamp", type=_aware_datetime, metavar="ISO", help="stop at the first record at or after")
+    command.add_argument(
+        "--partition", type=_non_negative, action="append", metavar="P", help="only this partition (repeatable)"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="dagbridge", description="Run Airflow DAGs as Temporal workflows.")
     root.add_argument("--temporal-address", help="DAGBRIDGE_TEMPORAL_ADDRESS")
@@ -426,6 +522,26 @@ def parser() -> argparse.ArgumentParser:
     trigger.add_argument("--logical-date", type=_aware_datetime)
     trigger.add_argument("--idempotency-key", help="run ID kafka__<key> when --run-id is absent")
     trigger.set_defaults(handler=_trigger)
+
+    replay = commands.add_parser(
+        "replay",
+        help="read a range of a topic again and start the runs it asks for that do not exist yet",
+        description="Reads the range outside the bridge's consumer group (its offsets do not move) and maps "
+        "each record as the bridge does: runs already started are duplicates, so a replay is always safe. "
+        "Prints started/duplicate/invalid counts; exits 1 if Temporal refused a start.",
+    )
+    _range_arguments(replay, from_required=True)
+    replay.set_defaults(handler=_replay)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="report the records of a range with no run, and the runs started from it with no record",
+        description="Starts nothing. Reads the range (default: from each partition's beginning) as replay does, "
+        "checks that every run it maps to exists, and lists the runs of the DAGs it maps to whose source memo "
+        "points into the range but that no record maps to any more. Exits 1 when it found either.",
+    )
+    _range_arguments(reconcile, from_required=False)
+    reconcile.set_defaults(handler=_reconcile)
 
     events = commands.add_parser("events", help="print task and run events")
     events.add_argument("--follow", action="store_true", help="keep printing new events until interrupted")

@@ -9,6 +9,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, TLSConfig, WorkflowHandle
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -117,4 +118,6 @@ async def start_dag_run(
         result_type=DagRunResult,
         memo=memo,
         search_attributes=start_attributes(request, trigger_source),
+        # Activities inherit it: the run's task tries are dispatched by the same key.
+        priority=Priority(priority_key=request.options.priority_key),
     )

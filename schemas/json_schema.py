@@ -1,4 +1,4 @@
-"""Write the JSON Schema of every Kafka message to ``schemas/json/``.
+"""Write the JSON Schema of every Kafka message (and of the routes file) to ``schemas/json/``.
 
 Producers and consumers in other languages validate against these files; a test
 regenerates them and fails when the committed copies are stale.
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
 from schemas.messages import AssetEventMessage, RunEvent, TaskEvent, TriggerMessage
+from schemas.routes import RoutesFile
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -26,6 +27,8 @@ MODELS: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {
     "task-event.schema.json": (TaskEvent, "serialization"),
     "run-event.schema.json": (RunEvent, "serialization"),
     "asset-event.schema.json": (AssetEventMessage, "serialization"),
+    # Not a message: the routes file (YAML), for editors and CI checks of it.
+    "routes.schema.json": (RoutesFile, "validation"),
 }
 
 

@@ -133,16 +133,7 @@ class TriggerMessage(_Message):
     def _bounded_json(cls, conf: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
         if conf is None:
             return None
-        limit = (info.context or {}).get("max_conf_bytes", DEFAULT_MAX_CONF_BYTES)
-        # Pydantic's JSON parser takes NaN and Infinity, which are not JSON and which other
-        # consumers of the conf could not read back.
-        try:
-            encoded = json.dumps(conf, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        except ValueError as err:
-            raise ValueError(f"is not plain JSON: {err}") from None
-        if len(encoded) > limit:
-            raise ValueError(f"is {len(encoded)} bytes as JSON, more than the limit of {limit}")
-        return conf
+        return bounded_conf(conf, (info.context or {}).get("max_conf_bytes", DEFAULT_MAX_CONF_BYTES))
 
     def run_id_at(self, topic: str, partition: int, offset: int) -> str:
         """The run ID of this trigger once it sits at ``offset`` of ``topic[partition]``."""
@@ -151,6 +142,19 @@ class TriggerMessage(_Message):
         if self.idempotency_key is not None:
             return KAFKA_RUN_ID_PREFIX + self.idempotency_key
         return f"{KAFKA_RUN_ID_PREFIX}{topic}-{partition}-{offset}"
+
+
+def bounded_conf(conf: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``conf`` unchanged; raises ``ValueError`` if it is not plain JSON or larger than ``limit`` bytes."""
+    # Pydantic's JSON parser takes NaN and Infinity, which are not JSON and which other
+    # consumers of the conf could not read back.
+    try:
+        encoded = json.dumps(conf, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except ValueError as err:
+        raise ValueError(f"is not plain JSON: {err}") from None
+    if len(encoded) > limit:
+        raise ValueError(f"is {len(encoded)} bytes as JSON, more than the limit of {limit}")
+    return conf
 
 
 class InvalidTrigger(ValueError):
@@ -170,7 +174,8 @@ def validation_reason(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _record_time(timestamp_ms: int) -> datetime | None:
+def record_time(timestamp_ms: int) -> datetime | None:
+    """The record's timestamp as a date; None when it has none; raises ``InvalidTrigger`` when out of range."""
     if timestamp_ms < 0:  # Kafka's "no timestamp"
         return None
     try:
@@ -209,7 +214,7 @@ def parse_trigger(
             f"run_id: absent, and the one derived from the record ({run_id!r}) breaks Airflow's rules; "
             "give run_id or idempotency_key"
         )
-    logical_date = message.logical_date if message.logical_date is not None else _record_time(timestamp_ms)
+    logical_date = message.logical_date if message.logical_date is not None else record_time(timestamp_ms)
     return DagRunRequest(
         dag_id=message.dag_id,
         run_id=run_id,

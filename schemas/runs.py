@@ -85,6 +85,17 @@ class RunOptions(_Payload):
         "(dependencies); the rest wait for the next pass, so no workflow task nears the SDK's 2 s "
         "deadlock detection",
     )
+    priority_key: int | None = Field(
+        default=None,
+        ge=1,
+        description="The run's Temporal priority key (1 first); its workflow and task activities are "
+        "dispatched by it. None: the server's default",
+    )
+    priority_weight: int = Field(
+        default=0,
+        description="Added to every task's priority_weight when the run's tasks wait for pool and task "
+        "slots with other runs' tasks: how much this run goes first",
+    )
     task_attempts: int = Field(
         default=10,
         ge=1,

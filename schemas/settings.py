@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     kafka_ssl_ca_path: FilePath | None = Field(
         default=None, description="CA bundle of the brokers with SSL/SASL_SSL (system CAs when unset)"
     )
+    routes_file: Path | None = Field(
+        default=None,
+        description="YAML file of routes from business topics to DAGs (see docs/routes.md); "
+        "the bridge checks it at start and does not start when it is wrong",
+    )
     max_conf_bytes: int = Field(default=64 * 1024, gt=0, description="Largest accepted trigger conf")
     max_in_flight_starts: int = Field(default=64, ge=1, description="Workflow starts the bridge awaits at once")
 

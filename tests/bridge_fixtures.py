@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bridge.consumer import TriggerBridge
+from bridge.routes import NO_ROUTES, Routes
 from infra.backoff import Backoff
 from schemas.settings import Settings
 from tests.servers import TansuBroker, TemporalDevServer
@@ -97,9 +98,9 @@ def bridge_settings(kafka_worker: Settings, tansu: TansuBroker) -> Settings:
 
 
 @asynccontextmanager
-async def running_bridge(settings: Settings) -> AsyncIterator[TriggerBridge]:
+async def running_bridge(settings: Settings, routes: Routes = NO_ROUTES) -> AsyncIterator[TriggerBridge]:
     """An in-process bridge; leaving the block stops it as SIGTERM would."""
-    bridge = TriggerBridge(settings, backoff=FAST_BACKOFF, drain_timeout_seconds=10)
+    bridge = TriggerBridge(settings, routes=routes, backoff=FAST_BACKOFF, drain_timeout_seconds=10)
     stop = asyncio.Event()
     running = asyncio.create_task(bridge.run(stop))
     try:

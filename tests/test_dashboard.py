@@ -108,9 +108,18 @@ async def test_every_dashboard_query_returns_data(
         task_heartbeat_timeout_seconds=5,
         metrics_host=LOOPBACK,
         logs_base=str(tmp_path / "task-logs"),
+        routes_file=tmp_path / "routes.yaml",
+    )
+    # A business topic routed to a capped DAG: the route and flow-control panels need a route.
+    orders_topic = f"{name}-orders"
+    settings.routes_file.write_text(
+        "routes:\n"
+        f"  - name: orders\n    topic: {orders_topic}\n    filter: 'payload.amount > `10`'\n"
+        "    dag_id: metrics_ok\n    run_id: {path: payload.order_id}\n"
+        "dags:\n  metrics_ok: {max_in_flight_runs: 4}\n"
     )
     tansu.create_topics([settings.trigger_topic, settings.dlq_topic, settings.task_events_topic,
-                         settings.run_events_topic], partitions=1)  # fmt: skip
+                         settings.run_events_topic, orders_topic], partitions=1)  # fmt: skip
     worker_port, bridge_port = free_port(), free_port()
     worker_url, bridge_url = (f"http://{LOOPBACK}:{port}/metrics" for port in (worker_port, bridge_port))
     logs = [tmp_path / "worker.log", tmp_path / "bridge.log"]
@@ -134,9 +143,12 @@ async def test_every_dashboard_query_returns_data(
         await produce(
             tansu.bootstrap, settings.trigger_topic, [json.dumps(t).encode() for t in triggers] + [b"{not json"]
         )
+        # One order the route takes (a fourth run) and one its filter leaves.
+        orders = [{"order_id": f"o-{uuid.uuid4().hex[:8]}", "amount": amount} for amount in (50, 5)]
+        await produce(tansu.bootstrap, orders_topic, [json.dumps(order).encode() for order in orders])
         await until(
-            lambda: value(scrape(worker_url), "dagbridge_dag_runs_finished_total") == 3,
-            what="3 runs finished",
+            lambda: value(scrape(worker_url), "dagbridge_dag_runs_finished_total") == 4,
+            what="4 runs finished",
             proc_logs=logs,
         )
         queries = dashboard_queries()

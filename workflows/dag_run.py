@@ -79,6 +79,7 @@ class DagRunWorkflow:
     async def run(self, request: DagRunRequest) -> DagRunResult:
         """Run the DAG run, then publish its run event, also when it could not run at all."""
         info = workflow.info()
+        self._slots.run_priority_weight = request.options.priority_weight
         try:
             result = await self._run(request)
         except FailureError as err:

@@ -44,10 +44,17 @@ class RunSlots:
         self._grants_before_claims: set[tuple[str, str]] = set()
         self.run_slot_held = False
         self.has_news = False
+        # The run's own weight (from whoever started it), added to each task's: a run triggered
+        # with a higher priority goes first wherever its tasks wait for slots with other runs'.
+        self.run_priority_weight = 0
 
     def claim_run_slot(self, dag_id: str, max_active_runs: int) -> None:
         self._run_claim = SlotClaim(
-            kind=LimitKind.RUNS, name=dag_id, holder=self._workflow_id, capacity=max_active_runs
+            kind=LimitKind.RUNS,
+            name=dag_id,
+            holder=self._workflow_id,
+            capacity=max_active_runs,
+            priority_weight=self.run_priority_weight,
         )
         self._to_acquire.append(self._run_claim)
         self.run_slot_held = (self._run_claim.limit_id, self._run_claim.holder) in self._grants_before_claims
@@ -82,7 +89,7 @@ class RunSlots:
                     kind=LimitKind.TASK,
                     name=f"{dag_id}.{task.task_id}",
                     holder=holder,
-                    priority_weight=task.priority_weight,
+                    priority_weight=task.priority_weight + self.run_priority_weight,
                     capacity=operator.max_active_tis_per_dag,
                 )
             )
@@ -92,7 +99,7 @@ class RunSlots:
                 name=operator.pool,
                 holder=holder,
                 slots=operator.pool_slots,
-                priority_weight=task.priority_weight,
+                priority_weight=task.priority_weight + self.run_priority_weight,
             )
         )
         return claims
