@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
@@ -139,3 +140,16 @@ async def activity_endings(handle: WorkflowHandle) -> list[tuple[str, str]]:
             if (scheduled_event_id := getattr(event, field).scheduled_event_id) in names:
                 endings.append((names[scheduled_event_id], outcome))
     return endings
+
+
+def most_at_once(intervals: Iterable[tuple[datetime, datetime]]) -> int:
+    """The most intervals open at one instant."""
+    # An end and a start at the same instant do not overlap: ends sort first.
+    edges = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals], key=lambda e: (e[0], e[1])
+    )
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak

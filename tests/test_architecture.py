@@ -54,3 +54,16 @@ def test_imports_point_one_way(package: str) -> None:
 def test_every_package_is_placed() -> None:
     packages = {path.parent.name for path in REPO.glob("*/__init__.py")} - {"tests", "benchmarks"}
     assert packages == set(ALLOWED), "a new top-level package needs its place in ALLOWED"
+
+
+def test_test_modules_import_no_other_test_module() -> None:
+    """Shared test helpers live in helper modules; a test module imported by another runs its tests twice."""
+    wrong = [
+        f"{path.relative_to(REPO)}:{node.lineno} imports {node.module}"
+        for path in sorted((REPO / "tests").glob("test_*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.ImportFrom)
+        and node.module is not None
+        and (node.module.startswith("tests.test_") or node.module == "tests.conftest")
+    ]
+    assert not wrong, "\n".join(wrong)

@@ -19,10 +19,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from infra.temporal import start_dag_run
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
-from tests.conftest import LOGICAL_DATE, TEST_DAGS
+from tests.harness import LOGICAL_DATE, TEST_DAGS
+from tests.history import most_at_once
 from tests.processes import WorkerProcess
 from tests.servers import TemporalDevServer
-from tests.test_concurrency_limits import most_at_once
 
 BURST_QUEUE = "dagbridge-burst"
 BURST_LIMITS_QUEUE = "dagbridge-burst-limits"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,22 +23,10 @@ from schemas.runs import RunOptions
 from schemas.settings import Settings
 from tests.bridge_fixtures import running_worker
 from tests.harness import DagRunner, wait_until_running
-from tests.history import activity_times, scheduled_activities
+from tests.history import activity_times, most_at_once, scheduled_activities
 from tests.processes import WorkerProcess
 
 Interval = tuple[datetime, datetime]
-
-
-def most_at_once(intervals: Iterable[Interval]) -> int:
-    # An end and a start at the same instant do not overlap: ends sort first.
-    edges = sorted(
-        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals], key=lambda e: (e[0], e[1])
-    )
-    running = peak = 0
-    for _, step in edges:
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 async def try_intervals(handle: WorkflowHandle, task_ids: set[str] | None = None) -> list[Interval]:

@@ -30,7 +30,7 @@ from tests.schedule_fixtures import (
     schedule_worker,
     write_dag,
 )
-from tests.test_timetables import oracle
+from tests.timetable_oracle import oracle
 
 
 def minute_window() -> tuple[datetime, datetime]:

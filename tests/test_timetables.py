@@ -22,10 +22,7 @@ from airflow.sdk import (
     DeltaTriggerTimetable,
     MultipleCronTriggerTimetable,
 )
-from airflow.timetables.base import DataInterval as AirflowDataInterval
-from airflow.timetables.base import TimeRestriction
 from airflow.timetables.events import EventsTimetable
-from airflow.utils.types import DagRunType
 from alternating_timetable import AlternatingTimetable
 
 from activities.timetables import (
@@ -37,6 +34,7 @@ from activities.timetables import (
 )
 from schemas.runs import RunType
 from schemas.schedules import ReprocessBehavior, ScheduledRun
+from tests.timetable_oracle import oracle
 
 START = datetime(2025, 3, 28, tzinfo=UTC)
 END = datetime(2025, 4, 2, tzinfo=UTC)
@@ -82,23 +80,6 @@ def make_dag(name: str, schedule: Any, start: datetime, end: datetime, **kwargs:
     with DAG(f"conformance_{name}", schedule=schedule, start_date=start, end_date=end, catchup=True, **kwargs) as dag:
         pass
     return dag
-
-
-def oracle(dag: DAG, after: tuple[datetime, datetime] | None = None) -> list[tuple[Any, ...]]:
-    """The timetable iterated the way the scheduler does, called directly; from the interval ``after``."""
-    timetable = scheduler_view(dag).timetable
-    restriction = TimeRestriction(dag.start_date, dag.end_date, catchup=True)
-    runs: list[tuple[Any, ...]] = []
-    last = AirflowDataInterval(*after) if after else None
-    while info := timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction):
-        run_id = timetable.generate_run_id(
-            run_type=DagRunType.SCHEDULED, run_after=info.run_after, data_interval=info.data_interval
-        )
-        interval = info.data_interval
-        runs.append((info.logical_date, interval and (interval.start, interval.end), info.run_after, run_id))
-        last = interval
-        assert len(runs) < 1000, "the window never ends"
-    return runs
 
 
 def laid_out(dag: DAG) -> list[ScheduledRun]:
