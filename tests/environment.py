@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 # Where the callback test DAGs write what their callbacks saw (tests/dags/callbacks).
-CALLBACK_RECORDS_VARIABLE = "DAGBRIDGE_TEST_CALLBACK_RECORDS"
+CALLBACK_RECORDS_VARIABLE = "TEST_CALLBACK_RECORDS"
 
 CONFORMANCE_VARIABLES = {
     "AIRFLOW_VAR_CONFORMANCE_GREETING": "hello",

@@ -49,7 +49,7 @@ async def asset_worker(
     )
     tansu.create_topics([settings.asset_events_topic], partitions=2)
     # The task processes are spawned by the worker and inherit this: the gated consumer waits on it.
-    os.environ["DAGBRIDGE_TEST_ASSET_GATE"] = str(asset_gate)
+    os.environ["TEST_ASSET_GATE"] = str(asset_gate)
     async with running_worker(settings):
         yield settings
 

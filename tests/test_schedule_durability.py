@@ -58,23 +58,29 @@ async def test_worker_killed_across_ticks_gives_one_run_per_tick(
     dags, signals = tmp_path / "dags", tmp_path / "signals"
     dags.mkdir()
     signals.mkdir()
-    start = floor_second(now()) + timedelta(seconds=3)
-    path = write_dag(
-        dags,
-        dag_id,
-        "datetime.timedelta(seconds=3)",
-        start,
-        start + timedelta(seconds=6),
-        body=BLOCKING_BODY.format(folder=str(signals)),
-    )
-    expected = oracle(load_dag(path, dag_id))
-    run_ids = [run[3] for run in expected]
-    assert len(run_ids) == 3
     settings = schedule_settings(worker_settings, dags, "schedules-killed").model_copy(
         update={"task_heartbeat_timeout_seconds": 2}
     )
-    workers = [WorkerProcess(settings, tmp_path / "first-worker.log")]
+    first_log = tmp_path / "first-worker.log"
+    workers = [WorkerProcess(settings, first_log)]
     try:
+        # The ticks are laid out once the worker serves: a slow start must not let them pass first.
+        async def worker_ready() -> bool:
+            return first_log.exists() and "worker ready" in first_log.read_text(errors="replace")
+
+        await eventually(worker_ready, "the first worker to serve")
+        start = floor_second(now()) + timedelta(seconds=3)
+        path = write_dag(
+            dags,
+            dag_id,
+            "datetime.timedelta(seconds=3)",
+            start,
+            start + timedelta(seconds=6),
+            body=BLOCKING_BODY.format(folder=str(signals)),
+        )
+        expected = oracle(load_dag(path, dag_id))
+        run_ids = [run[3] for run in expected]
+        assert len(run_ids) == 3
 
         async def first_tick_in_its_task() -> bool:
             return (signals / f"{run_ids[0]}.started").exists()

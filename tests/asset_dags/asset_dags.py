@@ -9,7 +9,7 @@ from pathlib import Path
 from airflow.sdk import DAG, Asset, AssetAlias, task
 
 # A consumer's task holds its run open until this file exists: how a test keeps a run active.
-GATE = Path(os.environ.get("DAGBRIDGE_TEST_ASSET_GATE", "/nonexistent/gate"))
+GATE = Path(os.environ.get("TEST_ASSET_GATE", "/nonexistent/gate"))
 
 
 def producer(dag_id: str, asset: Asset) -> DAG:

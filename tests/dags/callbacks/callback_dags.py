@@ -1,6 +1,6 @@
 """DAGs whose callbacks write down what they received, one JSON line per call.
 
-The lines go to ``$DAGBRIDGE_TEST_CALLBACK_RECORDS/<dag_id>.<run_id>.jsonl``: a DAG callback
+The lines go to ``$TEST_CALLBACK_RECORDS/<dag_id>.<run_id>.jsonl``: a DAG callback
 may get no ``dag_run`` (and so no conf) in its context, but always the run_id.
 """
 
@@ -27,9 +27,7 @@ def record(name):
             "try_number": ti.try_number if ti else None,
             "exception": type(exception).__name__ if exception else None,
         }
-        path = (
-            Path(os.environ["DAGBRIDGE_TEST_CALLBACK_RECORDS"]) / f"{context['dag'].dag_id}.{context['run_id']}.jsonl"
-        )
+        path = Path(os.environ["TEST_CALLBACK_RECORDS"]) / f"{context['dag'].dag_id}.{context['run_id']}.jsonl"
         with path.open("a") as records:
             records.write(json.dumps(line) + "\n")
 
