@@ -185,6 +185,8 @@ class InMemorySupervisorComms:
     _on_TaskState = _finish
     _on_RetryTask = _finish
     _on_RescheduleTask = _finish
+    # The task leaves its process at once; the workflow keeps the deferral and runs the trigger.
+    _on_DeferTask = _finish
 
     @property
     def end_date(self) -> datetime | None:

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
 from airflow.sdk.exceptions import AirflowTaskTerminated
+from airflow.sdk.execution_time.comms import DeferTask
 from airflow.sdk.execution_time.supervisor import set_supervisor_comms
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance, finalize, run
 from airflow.utils.state import TaskInstanceState
@@ -28,7 +29,7 @@ from airflow.utils.state import TaskInstanceState
 from activities.dag_loader import DagLoader
 from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms
-from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
+from schemas.runs import Deferral, TaskError, TaskState, TaskTryRequest, TaskTryResult
 from schemas.settings import Settings
 
 _loader: DagLoader | None = None
@@ -177,6 +178,9 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         should_retry=request.max_tries != 0 and request.try_number <= request.max_tries,
         start_date=start_date,
         task_reschedule_count=request.reschedule_count,
+        # A resumed deferral: the runner calls the operator's resume_execution instead of execute.
+        next_method=request.next_method,
+        next_kwargs=request.next_kwargs,
     )
     ti = RuntimeTaskInstance.model_construct(
         id=uuid.uuid5(_NAMESPACE, f"{ti_key}/{request.try_number}"),
@@ -223,5 +227,20 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         retry_delay_seconds=getattr(comms.outcome, "retry_delay_seconds", None),
         reschedule_date=getattr(comms.outcome, "reschedule_date", None),
         rendered_map_index=comms.rendered_map_index,
+        deferral=_deferral(comms.outcome),
         failed_callbacks=log.failed,
+    )
+
+
+def _deferral(outcome: object) -> Deferral | None:
+    """What the runner's ``DeferTask`` asked Airflow's API to record, if the task deferred."""
+    if not isinstance(outcome, DeferTask):
+        return None
+    assert isinstance(outcome.trigger_kwargs, dict), "dagbridge does not encrypt trigger kwargs"
+    return Deferral(
+        classpath=outcome.classpath,
+        trigger_kwargs=outcome.trigger_kwargs,
+        trigger_timeout_seconds=outcome.trigger_timeout.total_seconds() if outcome.trigger_timeout else None,
+        next_method=outcome.next_method,
+        next_kwargs=outcome.next_kwargs,
     )

@@ -16,8 +16,10 @@ from activities.dags import DagActivities
 from activities.events import EventActivities, EventPublisher
 from activities.limits import LimitActivities, PoolSizes
 from activities.tasks import TaskActivities, TaskProcessPool
+from activities.triggerer import TriggererActivities
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect
+from schemas.ids import triggers_task_queue
 from schemas.settings import Settings
 from workflows.clock import install_workflow_clock
 from workflows.concurrency_limit import ConcurrencyLimitWorkflow
@@ -81,7 +83,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
-            async with worker, limits_worker:
+            # The triggerer: async activities only, so a waiting trigger costs a coroutine on this
+            # event loop, never a task process or a thread.
+            triggerer = Worker(
+                client,
+                task_queue=triggers_task_queue(settings.task_queue),
+                activities=[TriggererActivities().run_trigger],
+                max_concurrent_activities=settings.triggers_per_worker,
+                max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
+                activity_task_poller_behavior=PollerBehaviorAutoscaling(),
+            )
+            async with worker, limits_worker, triggerer:
                 log.info(
                     "worker ready on task queue %s (%s, dags folder %s)",
                     settings.task_queue,

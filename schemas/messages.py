@@ -250,7 +250,7 @@ class TaskEvent(_Message):
 
 # A sensor in reschedule mode ends a poke, not a try: Airflow keeps its try_number, so
 # such pokes get no event (they would all share one event_id).
-TRY_END_STATES = frozenset(TaskState) - {TaskState.UP_FOR_RESCHEDULE}
+TRY_END_STATES = frozenset(TaskState) - {TaskState.UP_FOR_RESCHEDULE, TaskState.DEFERRED}
 
 
 class TaskInstanceSummary(_Message):

@@ -24,6 +24,7 @@ class TaskState(str, Enum):
     SKIPPED = "skipped"
     UP_FOR_RETRY = "up_for_retry"
     UP_FOR_RESCHEDULE = "up_for_reschedule"
+    DEFERRED = "deferred"
 
 
 class _Payload(BaseModel):
@@ -217,6 +218,17 @@ class TaskTryRequest(_Payload):
     first_reschedule_start_date: datetime | None = Field(
         default=None, description="When this try's first rescheduled poke started: where a sensor's timeout counts from"
     )
+    next_method: str | None = Field(
+        default=None,
+        description="Set when the try resumes after a deferral: the operator method to call instead of execute "
+        "(``__fail__`` when its trigger failed or timed out)",
+    )
+    next_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description="The keyword arguments of next_method, serde-encoded as Airflow stores them (the trigger's "
+        "event payload under ``event``)",
+    )
+    resume_count: int = Field(default=0, description="Deferrals of this try the task already resumed from")
 
     @property
     def label(self) -> str:
@@ -228,6 +240,16 @@ class TryInputs(_Payload):
 
     conf: dict[str, Any] = Field(default_factory=dict)
     upstream_xcoms: list[XComEntry] = Field(default_factory=list)
+
+
+class Deferral(_Payload):
+    """A task's ``TaskDeferred``, as the runner's ``DeferTask`` message carries it to Airflow's API."""
+
+    classpath: str
+    trigger_kwargs: dict[str, Any] = Field(description="The trigger's kwargs, serde-encoded as Airflow stores them")
+    trigger_timeout_seconds: float | None = None
+    next_method: str
+    next_kwargs: dict[str, Any] | None = Field(default=None, description="serde-encoded")
 
 
 class TaskTryResult(_Payload):
@@ -248,8 +270,40 @@ class TaskTryResult(_Payload):
     retry_delay_seconds: float | None = None
     reschedule_date: datetime | None = None
     rendered_map_index: str | None = None
+    deferral: Deferral | None = Field(
+        default=None, description="What the task deferred to, when it ended the try's current run as deferred"
+    )
     failed_callbacks: list[str] = Field(
         default_factory=list,
         description="The task callbacks (e.g. on_success_callback) that raised during the try; Airflow "
         "logs them and keeps the try's outcome",
     )
+
+
+class TriggerRequest(_Payload):
+    """Input of the activity that runs one deferred task instance's trigger until its first event."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+    try_number: int
+    classpath: str
+    trigger_kwargs: dict[str, Any] = Field(description="serde-encoded, as the task sent them")
+
+    @property
+    def label(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+
+class TriggerOutcome(_Payload):
+    """The first event a trigger yielded, or how it failed."""
+
+    payload: Any = Field(default=None, description="The event's payload, serde-encoded")
+    end_state: str | None = Field(
+        default=None,
+        description="Set when the trigger ended the task itself (a TaskSuccessEvent/TaskFailedEvent/"
+        "TaskSkippedEvent of an end_from_trigger trigger): the state it gave the task instance",
+    )
+    end_xcoms: dict[str, Any] = Field(default_factory=dict, description="XComs such an event pushes")
+    traceback: list[str] | None = Field(default=None, description="The trigger raised: its formatted traceback")

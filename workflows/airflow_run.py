@@ -37,6 +37,7 @@ from schemas.runs import (
     TaskTryResult,
 )
 from workflows.airflow_db import database_image
+from workflows.deferral import record_try_end
 from workflows.mapped_expansion import ExpansionSlices, expanding_in_slices, install_sliced_expansion
 
 BUNDLE_NAME = "dagbridge"
@@ -76,6 +77,9 @@ class ReadyTask:
     priority_weight: int
     reschedule_count: int = 0
     first_reschedule_start_date: datetime | None = None
+    # Set when the task instance resumes after a deferral (workflows/deferral.py).
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
 
 
 class AirflowDagRun:
@@ -395,7 +399,7 @@ class AirflowDagRun:
             key = (ti.task_id, ti.map_index)
             ready = self._ready_tasks.get(key)
             # Built once per try: tasks that wait for slots are in every pass's list.
-            if ready is None or ready.try_number != ti.try_number or key in self._rescheduled:
+            if ready is None or ready.try_number != ti.try_number or key in self._rescheduled or ti.next_method:
                 reschedules = self._reschedules(ti) if key in self._rescheduled else []
                 ready = self._ready_tasks[key] = ReadyTask(
                     task_id=ti.task_id,
@@ -406,6 +410,8 @@ class AirflowDagRun:
                     priority_weight=ti.priority_weight or 0,
                     reschedule_count=len(reschedules),
                     first_reschedule_start_date=reschedules[0].start_date if reschedules else None,
+                    next_method=ti.next_method,
+                    next_kwargs=ti.next_kwargs,
                 )
             scheduled.append(ready)
         return scheduled
@@ -430,6 +436,7 @@ class AirflowDagRun:
         ti.duration = (result.end_date - result.start_date).total_seconds()
         if result.rendered_map_index is not None:
             ti.rendered_map_index = result.rendered_map_index
+        record_try_end(self._session, ti, result, result.end_date)
         if result.state is TaskState.UP_FOR_RETRY:
             ti.retry_delay_override = result.retry_delay_seconds
             # As Airflow's execution API does: the next try starts without this one's reschedules.
@@ -485,6 +492,13 @@ class AirflowDagRun:
                 max_tries=ti.max_tries,
             ),
         )
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    def deferred_task_instances(self) -> list[TaskInstance]:
+        return self._task_instances(TaskInstanceState.DEFERRED)
 
     def fail_task(self, task_id: str, map_index: int, at: datetime) -> None:
         """Mark a try failed when its activity could not report an outcome at all."""

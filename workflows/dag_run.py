@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun, ReadyTask
+    from workflows.deferral import Deferrals
     from workflows.slots import RunSlots
     from workflows.stopping import RunStop, cancel_activities, despite_cancellation
 
@@ -119,6 +120,7 @@ class DagRunWorkflow:
         self._try_activities: set[ActivityHandle] = set()
         self._stop: RunStop | None = None
         self._slots = RunSlots(workflow.info().workflow_id)
+        self._deferrals = Deferrals()
 
     @workflow.signal(name=SLOTS_GRANTED_SIGNAL)
     def slots_granted(self, grant: SlotGrant) -> None:
@@ -324,6 +326,11 @@ class DagRunWorkflow:
                 # The next workflow claims the slots of waiting tasks again, not those of ended tries.
                 await self._exchange_slots(self._slots.releases(), [])
                 self._continue_as_new(dag_run, request)
+            for ended in self._deferrals.settle(
+                dag_run.session, dag_run.deferred_task_instances(), request.dag_id, request.run_id, request.options
+            ):
+                self._store_xcoms(ended)
+                self._finished_tries.append(ended)
             if history_is_long:
                 # Grants wait for the next workflow, which claims the same holders again.
                 self._slots.has_news = False
@@ -341,12 +348,12 @@ class DagRunWorkflow:
                     self._start_try(dag_run, task, request, task_instance_states, refusal)
                 if dag_run.finished:
                     return None
-            if not self._finished_tries and not self._slots.has_news:
+            if not self._finished_tries and not self._slots.has_news and not self._deferrals.has_news:
                 wakeup = None if history_is_long else dag_run.next_wakeup()
                 if dag_run.scheduling_unfinished and not history_is_long:
                     # The pass left work for the next one, in a workflow task of its own.
                     wakeup = workflow.now()
-                if self._running == 0 and wakeup is None and not self._slots.waiting:
+                if self._running == 0 and wakeup is None and not self._slots.waiting and not self._deferrals.waiting:
                     dag_run.fail(workflow.now())
                     return "no task is running or waiting, yet the run is not finished"
                 try:
@@ -367,6 +374,7 @@ class DagRunWorkflow:
         else:
             dag_run.mark_timed_out(workflow.now())
         cancel_activities(self._try_activities)
+        self._deferrals.cancel()
         # Every try ends here, also one whose failure event is still being published.
         await despite_cancellation(workflow.wait_condition(lambda: self._running == 0))
         return stop.error(dag_run.dag.dagrun_timeout)
@@ -392,7 +400,9 @@ class DagRunWorkflow:
         if wakeup is not None:
             timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
         try:
-            await workflow.wait_condition(lambda: bool(self._finished_tries) or self._slots.has_news, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: bool(self._finished_tries) or self._slots.has_news or self._deferrals.has_news, timeout=timeout
+            )
         except TimeoutError:
             pass
 
@@ -436,6 +446,9 @@ class DagRunWorkflow:
             task_instance_counts=counts,
             reschedule_count=task.reschedule_count,
             first_reschedule_start_date=task.first_reschedule_start_date,
+            next_method=task.next_method,
+            next_kwargs=task.next_kwargs,
+            resume_count=self._deferrals.resume_count(task.task_id, task.map_index, task.try_number),
         )
         queue = request.options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
         self._running += 1
@@ -569,5 +582,9 @@ def _size(entries: list[XComEntry]) -> int:
 def _activity_id(try_request: TaskTryRequest) -> str:
     """Unique per poke: a rescheduled sensor pokes again under the same try number."""
     return TryId(
-        try_request.task_id, try_request.map_index, try_request.try_number, try_request.reschedule_count
+        try_request.task_id,
+        try_request.map_index,
+        try_request.try_number,
+        try_request.reschedule_count,
+        try_request.resume_count,
     ).activity_id()
