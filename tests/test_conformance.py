@@ -24,6 +24,8 @@ CONFORMANCE_DAGS = TEST_DAGS / "conformance"
 # worker starts its task processes and before the oracle process is launched, so both inherit them.
 os.environ["AIRFLOW_VAR_CONFORMANCE_GREETING"] = "hello"
 os.environ["AIRFLOW_VAR_CONFORMANCE_SETTINGS"] = json.dumps({"limit": 3})
+# FileSensor's connection: paths as given, from the root.
+os.environ["AIRFLOW_CONN_FS_DEFAULT"] = json.dumps({"conn_type": "fs", "extra": {"path": "/"}})
 os.environ["AIRFLOW_CONN_CONFORMANCE_WAREHOUSE"] = (
     "postgres://analyst:secret@warehouse.internal:5432/sales?sslmode=require"
 )
@@ -59,6 +61,8 @@ CASES: dict[str, dict[str, Any]] = {
     "conformance_trigger_dag_run": {},
     "conformance_variables": {},
     "conformance_connections": {},
+    "conformance_deferrable": {},
+    "conformance_deferrable_file": {},
 }
 
 
@@ -76,6 +80,9 @@ def airflow_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict
         capture_output=True,
         text=True,
         timeout=600,
+        # Airflow puts its dags folder on the path; the worker's is tests/dags, where the deferrable
+        # DAGs' triggers import from as conformance.deferrable_triggers.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TEST_DAGS), os.environ.get("PYTHONPATH")]))},
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return {outcome["dag_id"]: outcome for outcome in json.loads(outcomes.read_text())}

@@ -1,0 +1,87 @@
+"""Triggers and deferring operators of the deferrable conformance DAGs.
+
+Importable as ``conformance.deferrable_triggers`` from the test dags folder (as Airflow puts the
+dags folder on the path): a trigger's classpath must import where the triggerer runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+from airflow.sdk import BaseOperator
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+CLASSPATH = "conformance.deferrable_triggers.PollingTrigger"
+
+
+class PollingTrigger(BaseTrigger):
+    """Yields after ``polls`` polls an event carrying ``payload``, or raises when told to fail."""
+
+    def __init__(self, polls: int, payload: Any, fail: bool = False, interval: float = 0.2, marker: str = "") -> None:
+        super().__init__()
+        self.polls, self.payload, self.fail, self.interval, self.marker = polls, payload, fail, interval, marker
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return CLASSPATH, {
+            "polls": self.polls, "payload": self.payload, "fail": self.fail, "interval": self.interval,
+            "marker": self.marker,
+        }  # fmt: skip
+
+    async def run(self):
+        for _ in range(self.polls):
+            await asyncio.sleep(self.interval)
+        if self.fail:
+            raise RuntimeError(f"the trigger gave up after {self.polls} polls")
+        yield TriggerEvent({"payload": self.payload, "polls": self.polls})
+
+    async def cleanup(self) -> None:
+        # Tests that pass a marker directory see that cleanup() ran, once per run of the trigger.
+        if self.marker:
+            Path(self.marker).mkdir(parents=True, exist_ok=True)
+            (Path(self.marker) / f"cleanup-{asyncio.get_running_loop().time()}").touch()
+
+
+class PollingOperator(BaseOperator):
+    """Defers to a PollingTrigger and returns the event it resumes with."""
+
+    def __init__(self, *, polls: int, payload: Any = None, fail: bool = False, timeout_seconds: float | None = None,
+                 interval: float = 0.2, marker: str = "", **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.polls, self.payload, self.fail, self.interval, self.marker = polls, payload, fail, interval, marker
+        self.timeout_seconds = timeout_seconds
+
+    def execute(self, context: Any) -> None:
+        self.defer(
+            trigger=PollingTrigger(self.polls, self.payload, self.fail, self.interval, self.marker),
+            method_name="execute_complete",
+            timeout=datetime.timedelta(seconds=self.timeout_seconds) if self.timeout_seconds else None,
+        )
+
+    def execute_complete(self, context: Any, event: Any) -> Any:
+        return event
+
+
+class TwiceDeferringOperator(BaseOperator):
+    """Defers, resumes, defers again, and returns both events."""
+
+    def execute(self, context: Any) -> None:
+        self.defer(trigger=PollingTrigger(2, "first"), method_name="second")
+
+    def second(self, context: Any, event: Any) -> None:
+        context["ti"].xcom_push(key="first_event", value=event)
+        self.defer(trigger=PollingTrigger(1, "second"), method_name="done")
+
+    def done(self, context: Any, event: Any) -> Any:
+        first = context["ti"].xcom_pull(task_ids=self.task_id, key="first_event")
+        return {"first": first, "second": event, "try_number": context["ti"].try_number}
+
+
+class FromNowSensor(TimeDeltaSensor):
+    """A TimeDeltaSensor counting from now: the tests' logical date is long past."""
+
+    def _derive_base_time(self, context: Any) -> datetime.datetime:
+        return datetime.datetime.now(tz=datetime.UTC)
