@@ -31,7 +31,12 @@ from schemas.limits import (
     SlotRefusal,
     SlotRequest,
 )
-from schemas.names import CHANGE_SLOTS_ACTIVITY, CLOSED_WORKFLOWS_ACTIVITY
+from schemas.names import (
+    CHANGE_SLOTS_ACTIVITY,
+    CHANGE_SLOTS_UPDATE,
+    CLOSED_WORKFLOWS_ACTIVITY,
+    CONCURRENCY_LIMIT_WORKFLOW,
+)
 from schemas.settings import Settings
 
 
@@ -112,19 +117,22 @@ class LimitActivities:
         if update.capacity is None:
             # Only releases: a limit that does not exist holds nothing to release.
             try:
-                return await self._client.get_workflow_handle(limit_id).execute_update(update, result_type=list[str])
+                return await self._client.get_workflow_handle(limit_id).execute_update(
+                    CHANGE_SLOTS_UPDATE, update, result_type=list[str]
+                )
             except RPCError as err:
                 if err.status is not RPCStatusCode.NOT_FOUND:
                     raise
                 return []
         start = WithStartWorkflowOperation(
+            CONCURRENCY_LIMIT_WORKFLOW,
             LimitState(limit_id=limit_id, capacity=update.capacity, holder_check_seconds=update.holder_check_seconds),
             id=limit_id,
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         return await self._client.execute_update_with_start_workflow(
-            update, start_workflow_operation=start, result_type=list[str]
+            CHANGE_SLOTS_UPDATE, update, start_workflow_operation=start, result_type=list[str]
         )
 
     @activity.defn(name=CLOSED_WORKFLOWS_ACTIVITY)

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         CHANGE_SLOTS_UPDATE,
         CLOSED_WORKFLOWS_ACTIVITY,
         CONCURRENCY_LIMIT_WORKFLOW,
+        SLOTS_GRANTED_SIGNAL,
     )
 
 
@@ -160,7 +161,7 @@ class ConcurrencyLimitWorkflow:
         outcomes = await asyncio.gather(
             *(
                 workflow.get_external_workflow_handle(requester).signal(
-                    SlotGrant(limit_id=self._book.limit_id, holders=by_requester[requester])
+                    SLOTS_GRANTED_SIGNAL, SlotGrant(limit_id=self._book.limit_id, holders=by_requester[requester])
                 )
                 for requester in requesters
             ),

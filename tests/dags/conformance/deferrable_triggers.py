@@ -48,6 +48,8 @@ class PollingTrigger(BaseTrigger):
 class PollingOperator(BaseOperator):
     """Defers to a PollingTrigger and returns the event it resumes with."""
 
+    template_fields = ("marker",)
+
     def __init__(self, *, polls: int, payload: Any = None, fail: bool = False, timeout_seconds: float | None = None,
                  interval: float = 0.2, marker: str = "", **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
@@ -85,3 +87,42 @@ class FromNowSensor(TimeDeltaSensor):
 
     def _derive_base_time(self, context: Any) -> datetime.datetime:
         return datetime.datetime.now(tz=datetime.UTC)
+
+
+class GateTrigger(BaseTrigger):
+    """Polls until the gate file exists, then yields ``index``: a test holds many triggers waiting."""
+
+    def __init__(self, gate: str, index: int, interval: float = 0.5) -> None:
+        super().__init__()
+        self.gate, self.index, self.interval = gate, index, interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return "conformance.deferrable_triggers.GateTrigger", {
+            "gate": self.gate, "index": self.index, "interval": self.interval,
+        }  # fmt: skip
+
+    async def run(self):
+        while not Path(self.gate).exists():
+            await asyncio.sleep(self.interval)
+        yield TriggerEvent(self.index)
+
+
+class GateOperator(BaseOperator):
+    """Defers until the gate opens; on resume, leaves one file per resumption next to the gate."""
+
+    template_fields = ("gate",)
+
+    def __init__(self, *, gate: str, index: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate, self.index = gate, index
+
+    def execute(self, context: Any) -> None:
+        self.defer(trigger=GateTrigger(self.gate, self.index), method_name="resumed")
+
+    def resumed(self, context: Any, event: Any) -> int:
+        import uuid
+
+        resumptions = Path(f"{self.gate}.resumed")
+        resumptions.mkdir(parents=True, exist_ok=True)
+        (resumptions / f"{self.index}-{uuid.uuid4().hex}").touch()
+        return event

@@ -1,0 +1,23 @@
+"""Deferrals that end without their trigger firing: a trigger timeout (conf: ``marker``)."""
+
+import datetime
+
+from airflow.sdk import dag, task
+from conformance.deferrable_triggers import PollingOperator
+
+
+@dag(schedule=None, start_date=datetime.datetime(2025, 1, 1), catchup=False)
+def deferrable_edges():
+    # Its trigger would poll for an hour: the 1 s trigger timeout fails the task (TaskDeferralTimeout).
+    timed_out = PollingOperator(
+        task_id="timed_out", polls=7200, interval=0.5, timeout_seconds=1, marker="{{ dag_run.conf['marker'] }}"
+    )
+
+    @task(trigger_rule="all_done")
+    def after() -> str:
+        return "after"
+
+    timed_out >> after()
+
+
+deferrable_edges()

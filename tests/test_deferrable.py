@@ -1,0 +1,135 @@
+"""Deferred tasks on real Temporal: no task process while they wait, timers for time triggers,
+triggers that survive their worker, and a trigger timeout that fails the task as Airflow does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
+
+from schemas.ids import triggers_task_queue
+from schemas.names import RUN_TASK_TRY_ACTIVITY, RUN_TRIGGER_ACTIVITY
+from schemas.runs import RunOptions
+from schemas.settings import Settings
+from tests.conftest import DagRunner
+from tests.history import scheduled_activities
+from tests.processes import WorkerProcess
+from tests.servers import free_port
+
+QUEUE = "dagbridge-tests-deferrable"
+# How many deferred tasks wait at once; DAGBRIDGE_TEST_WAITING_TRIGGERS=1000 is the issue's benchmark size.
+WIDTH = int(os.environ.get("DAGBRIDGE_TEST_WAITING_TRIGGERS", "100"))
+
+
+async def test_time_triggers_are_timers_and_other_triggers_activities(run_dag: DagRunner) -> None:
+    result = await run_dag("conformance_deferrable")
+
+    assert result.state == "success"
+    activities = await scheduled_activities(run_dag.client.get_workflow_handle(f"dagrun:{result.dag_id}:{result.run_id}"))
+    triggers = sorted(activity_id for kind, activity_id, _ in activities if kind == RUN_TRIGGER_ACTIVITY)
+    assert triggers == [
+        "broken:-1:1:trigger-0",
+        "mapped_polled:0:1:trigger-0",
+        "mapped_polled:1:1:trigger-0",
+        "mapped_polled:2:1:trigger-0",
+        "polled:-1:1:trigger-0",
+        "twice:-1:1:trigger-0",
+        "twice:-1:1:trigger-1",
+    ]
+    tries = {activity_id for kind, activity_id, _ in activities if kind == RUN_TASK_TRY_ACTIVITY}
+    # Each deferral resumes the same try in a new activity; time sensors resume after a timer.
+    assert {"twice:-1:1", "twice:-1:1:resume-1", "twice:-1:1:resume-2"} <= tries
+    assert {"time_delta:-1:1", "time_delta:-1:1:resume-1", "date_time:-1:1:resume-1"} <= tries
+
+
+async def test_trigger_timeout_fails_the_task_and_cleans_up_its_trigger(run_dag: DagRunner, tmp_path: Path) -> None:
+    marker = tmp_path / "trigger"
+    result = await run_dag("deferrable_edges", conf={"marker": str(marker)})
+
+    assert result.state == "failed"
+    assert {ti.task_id: (ti.state, ti.try_number) for ti in result.task_instances} == {
+        "timed_out": ("failed", 1),
+        "after": ("success", 1),
+    }
+    # The run ended; its cancelled trigger still gets cleanup() once its worker hears of it.
+    async with asyncio.timeout(60):
+        while not (marker.exists() and any(marker.iterdir())):
+            await asyncio.sleep(0.2)
+    assert len(list(marker.iterdir())) == 1
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {sample.name: sample.value for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+async def gauge_reaches(port: int, name: str, wanted: float, timeout: float = 300) -> dict[str, float]:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                samples = await asyncio.to_thread(scrape, port)
+            except OSError:
+                samples = {}
+            if samples.get(name) == wanted:
+                return samples
+            await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+def worker_processes() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.terminate()
+
+
+async def test_waiting_triggers_hold_no_task_process_and_survive_their_worker(
+    run_dag: DagRunner,
+    temporal_client: Client,
+    worker_settings: Settings,
+    worker_processes: list[WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    first_port, second_port = free_port(), free_port()
+    settings = worker_settings.model_copy(update={"task_queue": QUEUE, "task_processes": 2})
+    worker_processes.append(
+        WorkerProcess(settings.model_copy(update={"metrics_port": first_port}), tmp_path / "first-worker.log")
+    )
+    gate = tmp_path / "gate"
+    handle = await run_dag.start(
+        "deferrable_many",
+        conf={"gate": str(gate), "width": WIDTH},
+        task_queue=QUEUE,
+        options=RunOptions(default_task_queue=QUEUE, task_heartbeat_timeout_seconds=2),
+    )
+
+    # Every mapped task deferred: all their triggers wait on the one worker, no task process is busy.
+    samples = await gauge_reaches(first_port, "dagbridge_waiting_triggers", WIDTH)
+    assert samples["dagbridge_busy_task_processes"] == 0
+
+    worker_processes[0].kill()
+    worker_processes.append(
+        WorkerProcess(settings.model_copy(update={"metrics_port": second_port}), tmp_path / "second-worker.log")
+    )
+    # The triggers start again on the second worker once the first one's heartbeats are missed.
+    samples = await gauge_reaches(second_port, "dagbridge_waiting_triggers", WIDTH)
+    assert samples["dagbridge_busy_task_processes"] == 0
+    gate.touch()
+    result = await asyncio.wait_for(handle.result(), timeout=600)
+
+    assert result.state == "success"
+    waits = [ti for ti in result.task_instances if ti.task_id == "wait"]
+    assert {(ti.state, ti.try_number) for ti in waits} == {("success", 1)}
+    assert {ti.map_index: ti.xcom["return_value"] for ti in waits} == {index: index for index in range(WIDTH)}
+    # Every task resumed exactly once.
+    resumed = sorted(int(path.name.split("-")[0]) for path in Path(f"{gate}.resumed").iterdir())
+    assert resumed == list(range(WIDTH))
+    queues = {queue for kind, _, queue in await scheduled_activities(handle) if kind == RUN_TRIGGER_ACTIVITY}
+    assert queues == {triggers_task_queue(QUEUE)}
