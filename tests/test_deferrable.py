@@ -52,7 +52,8 @@ async def test_trigger_timeout_fails_the_task_and_cleans_up_its_trigger(run_dag:
     marker = tmp_path / "trigger"
     result = await run_dag("deferrable_edges", conf={"marker": str(marker)})
 
-    assert result.state == "failed"
+    # As in Airflow, the run's state is its leaf's: the all_done task after the failed one succeeded.
+    assert result.state == "success"
     assert {ti.task_id: (ti.state, ti.try_number) for ti in result.task_instances} == {
         "timed_out": ("failed", 1),
         "after": ("success", 1),

@@ -137,7 +137,8 @@ class Deferrals:
         self._outcomes.clear()
         for ti in deferred:
             key = (ti.task_id, ti.map_index)
-            if key in self._waiters or ti.trigger is None:
+            # Listed before the outcomes above were applied: one may have resumed already.
+            if key in self._waiters or ti.state != TaskInstanceState.DEFERRED or ti.trigger is None:
                 continue
             waiting = _Waiting(
                 key=key,
