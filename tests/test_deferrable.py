@@ -13,12 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
-from schemas.ids import triggers_task_queue
+from schemas.ids import dag_run_workflow_id, triggers_task_queue
 from schemas.names import RUN_TASK_TRY_ACTIVITY, RUN_TRIGGER_ACTIVITY
-from schemas.runs import RunOptions
+from schemas.runs import RunOptions, TaskState
 from schemas.settings import Settings
 from tests.conftest import DagRunner
-from tests.history import scheduled_activities
+from tests.history import scheduled_activities, try_results
 from tests.processes import WorkerProcess
 from tests.servers import free_port
 
@@ -31,7 +31,8 @@ async def test_time_triggers_are_timers_and_other_triggers_activities(run_dag: D
     result = await run_dag("conformance_deferrable")
 
     assert result.state == "success"
-    activities = await scheduled_activities(run_dag.client.get_workflow_handle(f"dagrun:{result.dag_id}:{result.run_id}"))
+    handle = run_dag.client.get_workflow_handle(dag_run_workflow_id(result.dag_id, result.run_id))
+    activities = await scheduled_activities(handle)
     triggers = sorted(activity_id for kind, activity_id, _ in activities if kind == RUN_TRIGGER_ACTIVITY)
     assert triggers == [
         "broken:-1:1:trigger-0",
@@ -50,7 +51,8 @@ async def test_time_triggers_are_timers_and_other_triggers_activities(run_dag: D
 
 async def test_trigger_timeout_fails_the_task_and_cleans_up_its_trigger(run_dag: DagRunner, tmp_path: Path) -> None:
     marker = tmp_path / "trigger"
-    result = await run_dag("deferrable_edges", conf={"marker": str(marker)})
+    handle = await run_dag.start("deferrable_edges", conf={"marker": str(marker)})
+    result = await handle.result()
 
     # As in Airflow, the run's state is its leaf's: the all_done task after the failed one succeeded.
     assert result.state == "success"
@@ -58,6 +60,11 @@ async def test_trigger_timeout_fails_the_task_and_cleans_up_its_trigger(run_dag:
         "timed_out": ("failed", 1),
         "after": ("success", 1),
     }
+    # Deferred, then resumed with next_method="__fail__" as Airflow's scheduler does: the runner raised.
+    results = await try_results(handle)
+    assert results["timed_out:-1:1"].state is TaskState.DEFERRED
+    resumed = results["timed_out:-1:1:resume-1"]
+    assert (resumed.state, resumed.error and resumed.error.type) == (TaskState.FAILED, "TaskDeferralTimeout")
     # The run ended; its cancelled trigger still gets cleanup() once its worker hears of it.
     async with asyncio.timeout(60):
         while not (marker.exists() and any(marker.iterdir())):
