@@ -11,7 +11,8 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
     python benchmarks/benchmark.py [--runs 20] [--concurrency 20]
 
 ``--mode kafka`` measures the Kafka bridge instead (benchmarks/kafka_mode.py), ``--mode scale``
-the cost per task as a DAG grows (benchmarks/scale_mode.py).
+the cost per task as a DAG grows (benchmarks/scale_mode.py), ``--mode deferrable`` deferred tasks
+waiting on the triggerer (benchmarks/deferrable_mode.py).
 """
 
 from __future__ import annotations
@@ -168,7 +169,9 @@ def report(dagbridge: Figures, baseline: Figures, runs: int, concurrency: int) -
     return "\n".join(lines)
 
 
-def start_dagbridge_worker(address: str, logs: Path, task_processes: int) -> subprocess.Popen:
+def start_dagbridge_worker(
+    address: str, logs: Path, task_processes: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """A ``dagbridge worker`` for the benchmark DAGs, without a broker: engine figures, no events."""
     return subprocess.Popen(
         [sys.executable, "-m", "dagbridge.cli", "worker"],
@@ -180,6 +183,7 @@ def start_dagbridge_worker(address: str, logs: Path, task_processes: int) -> sub
             "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
             "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
             "DAGBRIDGE_KAFKA_BOOTSTRAP": "",
+            **(extra_env or {}),
         },
         stdout=(logs / "dagbridge-worker.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -215,17 +219,24 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20, help="sequential runs of the chain per side")
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight for the throughput figure")
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
-    parser.add_argument("--mode", choices=["engine", "kafka", "scale"], default="engine", help="what to measure")
+    parser.add_argument(
+        "--mode", choices=["engine", "kafka", "scale", "deferrable"], default="engine", help="what to measure"
+    )
     parser.add_argument("--triggers", type=int, default=500, help="kafka mode: runs started for the starts/s figure")
     parser.add_argument("--rounds", type=int, default=3, help="kafka mode: bridge rounds of the starts/s figure")
     parser.add_argument("--sizes", default="10,100,1000,2000", help="scale mode: DAG sizes (tasks)")
     parser.add_argument("--no-mapping", action="store_true", help="scale mode: skip the 10,000-item mapping")
+    parser.add_argument("--waiting", type=int, default=1000, help="deferrable mode: deferred tasks waiting at once")
     args = parser.parse_args()
     if args.mode == "kafka":
         # Imported here: kafka_mode imports this module's helpers.
         from benchmarks import kafka_mode
 
         kafka_mode.main(kafka_mode.KafkaArgs(args.runs, args.triggers, args.rounds, args.task_processes))
+    elif args.mode == "deferrable":
+        from benchmarks import deferrable_mode
+
+        asyncio.run(deferrable_mode.main(args.waiting, args.task_processes))
     elif args.mode == "scale":
         from benchmarks import scale_mode
 

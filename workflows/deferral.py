@@ -144,7 +144,8 @@ class Deferrals:
                 key=key,
                 try_number=ti.try_number,
                 classpath=ti.trigger.classpath,
-                trigger_kwargs=json.loads(ti.trigger.encrypted_kwargs),
+                # Also a trigger Airflow's scheduler created itself (start_from_trigger), encrypted.
+                trigger_kwargs=serialize(Trigger._decrypt_kwargs(ti.trigger.encrypted_kwargs)),
                 timeout_at=ti.trigger_timeout,
                 queue=ti.queue,
             )
