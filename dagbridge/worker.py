@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+from activities import triggerer_comms
 from activities.callbacks import CallbackActivities
 from activities.dag_loader import DagLoader
 from activities.dags import DagActivities
@@ -83,6 +84,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            triggerer_comms.install(client)
             # The triggerer: async activities only, so a waiting trigger costs a coroutine on this
             # event loop, never a task process or a thread.
             triggerer = Worker(

@@ -415,6 +415,9 @@ class DagRunWorkflow:
         refusal: str | None,
     ) -> None:
         upstream_xcoms = self._upstream_xcoms(dag_run, task.task_id)
+        if task.next_method is not None:
+            # A resumed deferral still sees what its try pushed before deferring, as in Airflow.
+            upstream_xcoms += self._xcoms.get(task.task_id, {}).get(task.map_index, [])
         upstream_bytes = sum(self._xcom_bytes[task_id] for task_id in {entry.task_id for entry in upstream_xcoms})
         inline = self._conf_bytes + upstream_bytes <= INLINE_INPUTS_BYTES
         context = dag_run.context()

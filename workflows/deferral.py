@@ -79,7 +79,7 @@ def record_try_end(session: Session, ti: TaskInstance, result: TaskTryResult, no
     trigger.encrypted_kwargs = json.dumps(deferral.trigger_kwargs)
     session.add(trigger)
     session.flush()
-    ti.trigger_id = trigger.id
+    ti.trigger = trigger
     ti.next_method = deferral.next_method
     ti.next_kwargs = deferral.next_kwargs
     ti.trigger_timeout = (
@@ -138,14 +138,16 @@ class Deferrals:
         for ti in deferred:
             key = (ti.task_id, ti.map_index)
             # Listed before the outcomes above were applied: one may have resumed already.
-            if key in self._waiters or ti.state != TaskInstanceState.DEFERRED or ti.trigger is None:
+            if key in self._waiters or ti.state != TaskInstanceState.DEFERRED or ti.trigger_id is None:
                 continue
+            # By ID: the task instance's trigger relationship may still hold the previous deferral's row.
+            trigger = session.get(Trigger, ti.trigger_id)
             waiting = _Waiting(
                 key=key,
                 try_number=ti.try_number,
-                classpath=ti.trigger.classpath,
+                classpath=trigger.classpath,
                 # Also a trigger Airflow's scheduler created itself (start_from_trigger), encrypted.
-                trigger_kwargs=serialize(Trigger._decrypt_kwargs(ti.trigger.encrypted_kwargs)),
+                trigger_kwargs=serialize(Trigger._decrypt_kwargs(trigger.encrypted_kwargs)),
                 timeout_at=ti.trigger_timeout,
                 queue=ti.queue,
             )
