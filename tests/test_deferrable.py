@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
 from schemas.ids import dag_run_workflow_id, triggers_task_queue
 from schemas.names import RUN_TASK_TRY_ACTIVITY, RUN_TRIGGER_ACTIVITY
 from schemas.runs import RunOptions, TaskState
 from schemas.settings import Settings
 from tests.conftest import DagRunner
-from tests.history import scheduled_activities, try_results
+from tests.history import published_run_event, scheduled_activities, try_results
 from tests.processes import WorkerProcess
 from tests.servers import free_port
 
@@ -70,6 +71,39 @@ async def test_trigger_timeout_fails_the_task_and_cleans_up_its_trigger(run_dag:
         while not (marker.exists() and any(marker.iterdir())):
             await asyncio.sleep(0.2)
     assert len(list(marker.iterdir())) == 1
+
+
+async def test_cancelling_a_run_fails_its_deferred_tasks_and_kills_their_triggers(
+    run_dag: DagRunner, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    handle = await run_dag.start("deferrable_many", conf={"gate": str(gate), "width": 3})
+    async with asyncio.timeout(120):
+        while True:
+            pending = (await handle.describe()).raw_description.pending_activities
+            if sum(p.activity_type.name == RUN_TRIGGER_ACTIVITY and p.attempt == 1 for p in pending) == 3:
+                break
+            await asyncio.sleep(0.2)
+
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+
+    assert isinstance(failure.value.cause, CancelledError)
+    event = await published_run_event(handle)
+    # As Airflow's "mark run failed": deferred task instances fail, those not started are skipped.
+    assert {(ti.task_id, ti.map_index): ti.state for ti in event.task_instances} == {
+        ("indexes", -1): "success",
+        ("wait", 0): "failed",
+        ("wait", 1): "failed",
+        ("wait", 2): "failed",
+        ("total", -1): "skipped",
+    }
+    # Their triggers were cancelled as by a user action: on_kill() ran for each, on the worker.
+    killed = Path(f"{gate}.killed")
+    async with asyncio.timeout(60):
+        while not (killed.exists() and len(list(killed.iterdir())) == 3):
+            await asyncio.sleep(0.2)
 
 
 def scrape(port: int) -> dict[str, float]:

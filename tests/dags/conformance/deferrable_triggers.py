@@ -106,6 +106,12 @@ class GateTrigger(BaseTrigger):
             await asyncio.sleep(self.interval)
         yield TriggerEvent(self.index)
 
+    async def on_kill(self) -> None:
+        # What Airflow's triggerer calls when a user action cancels the trigger.
+        killed = Path(f"{self.gate}.killed")
+        killed.mkdir(parents=True, exist_ok=True)
+        (killed / str(self.index)).touch()
+
 
 class GateOperator(BaseOperator):
     """Defers until the gate opens; on resume, leaves one file per resumption next to the gate."""
