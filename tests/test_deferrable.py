@@ -37,6 +37,7 @@ async def test_time_triggers_are_timers_and_other_triggers_activities(run_dag: D
     triggers = sorted(activity_id for kind, activity_id, _ in activities if kind == RUN_TRIGGER_ACTIVITY)
     assert triggers == [
         "broken:-1:1:trigger-0",
+        "from_trigger:-1:1:trigger-0",
         "mapped_polled:0:1:trigger-0",
         "mapped_polled:1:1:trigger-0",
         "mapped_polled:2:1:trigger-0",
@@ -48,6 +49,10 @@ async def test_time_triggers_are_timers_and_other_triggers_activities(run_dag: D
     # Each deferral resumes the same try in a new activity; time sensors resume after a timer.
     assert {"twice:-1:1", "twice:-1:1:resume-1", "twice:-1:1:resume-2"} <= tries
     assert {"time_delta:-1:1", "time_delta:-1:1:resume-1", "date_time:-1:1:resume-1"} <= tries
+    # start_from_trigger: Airflow's scheduler deferred it; its first task process is the resumption.
+    assert {activity_id for activity_id in tries if activity_id.startswith("from_trigger:")} == {
+        "from_trigger:-1:1:resume-1"
+    }
 
 
 async def test_trigger_timeout_fails_the_task_and_cleans_up_its_trigger(run_dag: DagRunner, tmp_path: Path) -> None:

@@ -2,7 +2,12 @@ import datetime
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import dag, task
-from conformance.deferrable_triggers import FromNowSensor, PollingOperator, TwiceDeferringOperator
+from conformance.deferrable_triggers import (
+    FromNowSensor,
+    PollingOperator,
+    StartsFromTriggerOperator,
+    TwiceDeferringOperator,
+)
 
 
 @dag(schedule=None, start_date=datetime.datetime(2025, 1, 1), catchup=False)
@@ -20,6 +25,8 @@ def conformance_deferrable():
     polled = PollingOperator(task_id="polled", polls=3, payload={"rows": [1, 2, 3], "ok": True})
     twice = TwiceDeferringOperator(task_id="twice")
     mapped = PollingOperator.partial(task_id="mapped_polled").expand(polls=[1, 2, 3])
+    # Deferred by the scheduler before any task process runs it.
+    from_trigger = StartsFromTriggerOperator(task_id="from_trigger")
     # A trigger that raises fails the task with its error.
     broken = PollingOperator(task_id="broken", polls=1, fail=True)
 
@@ -32,7 +39,7 @@ def conformance_deferrable():
         return "after"
 
     result = combine(polled.output, mapped.output)
-    [delta, moment, mapped_delta, twice, result, broken] >> after()
+    [delta, moment, mapped_delta, twice, from_trigger, result, broken] >> after()
 
 
 conformance_deferrable()

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import BaseOperator
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TriggerEvent
 
 CLASSPATH = "conformance.deferrable_triggers.PollingTrigger"
 
@@ -80,6 +80,28 @@ class TwiceDeferringOperator(BaseOperator):
     def done(self, context: Any, event: Any) -> Any:
         first = context["ti"].xcom_pull(task_ids=self.task_id, key="first_event")
         return {"first": first, "second": event, "try_number": context["ti"].try_number}
+
+
+class StartsFromTriggerOperator(BaseOperator):
+    """Starts in the triggerer (Airflow's scheduler defers it without running execute), then resumes.
+
+    dag.test() ignores start_from_trigger and runs execute, which defers to the same trigger.
+    """
+
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls=CLASSPATH,
+        trigger_kwargs={"polls": 2, "payload": "from the trigger", "fail": False, "interval": 0.2, "marker": ""},
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=None,
+    )
+    start_from_trigger = True
+
+    def execute(self, context: Any) -> None:
+        self.defer(trigger=PollingTrigger(2, "from the trigger"), method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: Any) -> Any:
+        return {"event": event, "try_number": context["ti"].try_number}
 
 
 class FromNowSensor(TimeDeltaSensor):
