@@ -92,7 +92,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 task_queue=triggers_task_queue(settings.task_queue),
                 activities=[TriggererActivities().run_trigger],
                 max_concurrent_activities=settings.triggers_per_worker,
-                max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
+                # The SDK's default: heartbeats at most every 0.8 trigger heartbeat timeouts, at
+                # most every 60 s, so thousands of waiting triggers cost the server little.
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
             async with worker, limits_worker, triggerer:

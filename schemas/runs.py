@@ -78,6 +78,13 @@ class RunOptions(_Payload):
         "(dependencies); the rest wait for the next pass, so no workflow task nears the SDK's 2 s "
         "deadlock detection",
     )
+    trigger_heartbeat_timeout_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="A deferred task's trigger whose worker is silent this long starts again on another worker. "
+        "Longer than a task's: a worker holds thousands of waiting triggers, each heartbeating to the server at "
+        "most every 0.8 of this (at most every 60 s)",
+    )
     task_attempts: int = Field(
         default=10,
         ge=1,

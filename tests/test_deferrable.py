@@ -15,10 +15,10 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from schemas.ids import dag_run_workflow_id, triggers_task_queue
-from schemas.names import RUN_TASK_TRY_ACTIVITY, RUN_TRIGGER_ACTIVITY
+from schemas.names import PUBLISH_TASK_EVENT_ACTIVITY, RUN_TASK_TRY_ACTIVITY, RUN_TRIGGER_ACTIVITY
 from schemas.runs import RunOptions, TaskState
 from schemas.settings import Settings
-from tests.conftest import DagRunner
+from tests.conftest import TASK_QUEUE, DagRunner
 from tests.history import published_run_event, scheduled_activities, try_results
 from tests.processes import WorkerProcess
 from tests.servers import free_port
@@ -55,6 +55,20 @@ async def test_time_triggers_are_timers_and_other_triggers_activities(run_dag: D
     }
 
 
+async def test_a_trigger_that_ends_the_task_needs_no_task_process_to_end_it(run_dag: DagRunner) -> None:
+    handle = await run_dag.start("deferrable_ends_in_trigger")
+    result = await handle.result()
+
+    assert result.state == "success"
+    assert [(ti.task_id, ti.state, ti.try_number) for ti in result.task_instances] == [("wait", "success", 1)]
+    # One task process ran it (until it deferred); the timer ended it; no trigger activity, no resumption.
+    activities = await scheduled_activities(handle)
+    assert [activity_id for kind, activity_id, _ in activities if kind == RUN_TASK_TRY_ACTIVITY] == ["wait:-1:1"]
+    # The workflow published the try's end, which no activity saw.
+    kinds = [kind for kind, _, _ in activities]
+    assert RUN_TRIGGER_ACTIVITY not in kinds and kinds.count(PUBLISH_TASK_EVENT_ACTIVITY) == 1
+
+
 async def test_trigger_timeout_fails_the_task_and_cleans_up_its_trigger(run_dag: DagRunner, tmp_path: Path) -> None:
     marker = tmp_path / "trigger"
     handle = await run_dag.start("deferrable_edges", conf={"marker": str(marker)})
@@ -82,7 +96,9 @@ async def test_cancelling_a_run_fails_its_deferred_tasks_and_kills_their_trigger
     run_dag: DagRunner, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    handle = await run_dag.start("deferrable_many", conf={"gate": str(gate), "width": 3})
+    # A short trigger heartbeat: the cancellation reaches the triggers with their next heartbeat.
+    options = RunOptions(default_task_queue=TASK_QUEUE, trigger_heartbeat_timeout_seconds=2)
+    handle = await run_dag.start("deferrable_many", conf={"gate": str(gate), "width": 3}, options=options)
     async with asyncio.timeout(120):
         while True:
             pending = (await handle.describe()).raw_description.pending_activities
@@ -154,7 +170,9 @@ async def test_waiting_triggers_hold_no_task_process_and_survive_their_worker(
         "deferrable_many",
         conf={"gate": str(gate), "width": WIDTH},
         task_queue=QUEUE,
-        options=RunOptions(default_task_queue=QUEUE, task_heartbeat_timeout_seconds=2),
+        options=RunOptions(
+            default_task_queue=QUEUE, task_heartbeat_timeout_seconds=2, trigger_heartbeat_timeout_seconds=2
+        ),
     )
 
     # Every mapped task deferred: all their triggers wait on the one worker, no task process is busy.

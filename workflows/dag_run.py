@@ -329,8 +329,8 @@ class DagRunWorkflow:
             for ended in self._deferrals.settle(
                 dag_run.session, dag_run.deferred_task_instances(), request.dag_id, request.run_id, request.options
             ):
-                self._store_xcoms(ended)
-                self._finished_tries.append(ended)
+                self._running += 1
+                asyncio.create_task(self._end_from_trigger(ended, request))
             if history_is_long:
                 # Grants wait for the next workflow, which claims the same holders again.
                 self._slots.has_news = False
@@ -521,6 +521,19 @@ class DagRunWorkflow:
             if (callback := dag_run.unreported_failure_callback(result)) is not None:
                 await self._run_callbacks(callback, request)
             return result
+
+    async def _end_from_trigger(self, result: TaskTryResult, request: DagRunRequest) -> None:
+        """A trigger ended its task itself (``end_from_trigger``): no activity ran the end, so this publishes it."""
+        event = TaskEvent.of_result(workflow.info().workflow_id, request.dag_id, request.run_id, result)
+        await workflow.execute_activity(
+            PUBLISH_TASK_EVENT_ACTIVITY,
+            event,
+            start_to_close_timeout=EVENT_PUBLISH_TIMEOUT,
+            retry_policy=EVENT_RETRY_POLICY,
+        )
+        self._store_xcoms(result)
+        self._running -= 1
+        self._finished_tries.append(result)
 
     async def _try_without_result(
         self, try_request: TaskTryRequest, started: datetime, error: TaskError, *, retry: bool

@@ -205,7 +205,7 @@ class Deferrals:
                 options.default_task_queue if waiting.queue == AIRFLOW_DEFAULT_QUEUE else waiting.queue
             ),
             start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
-            heartbeat_timeout=timedelta(seconds=options.task_heartbeat_timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=options.trigger_heartbeat_timeout_seconds),
             retry_policy=TRIGGER_RETRY_POLICY,
             cancellation_type=ActivityCancellationType.TRY_CANCEL,
         )

@@ -21,3 +21,15 @@ def deferrable_edges():
 
 
 deferrable_edges()
+
+
+@dag(schedule=None, start_date=datetime.datetime(2025, 1, 1), catchup=False)
+def deferrable_ends_in_trigger():
+    from airflow.providers.standard.sensors.time_delta import WaitSensor
+
+    # TimeDeltaTrigger(end_from_trigger=True): the trigger (here a timer) ends the task, no resumption.
+    # dag.test() cannot be the oracle: it resumes the task and WaitSensor has no execute_complete.
+    WaitSensor(task_id="wait", time_to_wait=datetime.timedelta(seconds=1), deferrable=True)
+
+
+deferrable_ends_in_trigger()
