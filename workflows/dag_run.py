@@ -121,6 +121,7 @@ class DagRunWorkflow:
         self._stop: RunStop | None = None
         self._slots = RunSlots(workflow.info().workflow_id)
         self._deferrals = Deferrals()
+        self._ended_in_trigger: set[tuple[str, int]] = set()
 
     @workflow.signal(name=SLOTS_GRANTED_SIGNAL)
     def slots_granted(self, grant: SlotGrant) -> None:
@@ -330,6 +331,7 @@ class DagRunWorkflow:
                 dag_run.session, dag_run.deferred_task_instances(), request.dag_id, request.run_id, request.options
             ):
                 self._running += 1
+                self._ended_in_trigger.add((ended.task_id, ended.map_index))
                 asyncio.create_task(self._end_from_trigger(ended, request))
             if history_is_long:
                 # Grants wait for the next workflow, which claims the same holders again.
@@ -364,7 +366,11 @@ class DagRunWorkflow:
             while self._finished_tries:
                 result = self._finished_tries.pop(0)
                 dag_run.record(result)
-                self._slots.finish(result.task_id, result.map_index)
+                if (result.task_id, result.map_index) in self._ended_in_trigger:
+                    # Its slots went back when it deferred.
+                    self._ended_in_trigger.remove((result.task_id, result.map_index))
+                else:
+                    self._slots.finish(result.task_id, result.map_index)
 
     async def _stop_run(self, dag_run: AirflowDagRun, stop: RunStop) -> str:
         """End the run now: Airflow's marking first, then every running try stopped and waited for."""
