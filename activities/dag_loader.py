@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,10 @@ class _ParsedFile:
 class DagLoader:
     def __init__(self, folder: Path) -> None:
         self.folder = folder.resolve()
+        # As Airflow does: DAG files import their helpers (operators, triggers) from the dags
+        # folder, and the triggerer imports a trigger's classpath from there too.
+        if str(self.folder) not in sys.path:
+            sys.path.insert(0, str(self.folder))
         self._files: dict[Path, _ParsedFile] = {}
         self._lock = threading.Lock()
 

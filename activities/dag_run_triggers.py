@@ -97,20 +97,24 @@ class DagRunTriggers:
 
     def state(self, msg: comms.GetDagRunState) -> comms.DagRunStateResult:
         """The run's Airflow state: running until its workflow closes, then how the run ended."""
+        return comms.DagRunStateResult(state=self._call(lambda client: dag_run_state(client, msg.dag_id, msg.run_id)))
 
-        async def state(client: Client) -> DagRunState:
-            handle = client.get_workflow_handle(dag_run_workflow_id(msg.dag_id, msg.run_id), result_type=DagRunResult)
-            try:
-                status = (await handle.describe()).status
-            except RPCError as err:
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    raise _api_error(404, f"DAG run {msg.dag_id}/{msg.run_id} not found") from err
-                raise
-            if status == WorkflowExecutionStatus.RUNNING:
-                return DagRunState.RUNNING
-            if status == WorkflowExecutionStatus.COMPLETED:
-                return DagRunState((await handle.result()).state)
-            # Failed before it could run (unknown DAG, bad conf), terminated, cancelled, timed out.
-            return DagRunState.FAILED
 
-        return comms.DagRunStateResult(state=self._call(state))
+async def dag_run_state(client: Client, dag_id: str, run_id: str) -> DagRunState:
+    """The state of the run ``dag_id``/``run_id``, from its workflow.
+
+    Raises ``AirflowRuntimeError`` (Airflow's 404) when no such run was ever started.
+    """
+    handle = client.get_workflow_handle(dag_run_workflow_id(dag_id, run_id), result_type=DagRunResult)
+    try:
+        status = (await handle.describe()).status
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise _api_error(404, f"DAG run {dag_id}/{run_id} not found") from err
+        raise
+    if status == WorkflowExecutionStatus.RUNNING:
+        return DagRunState.RUNNING
+    if status == WorkflowExecutionStatus.COMPLETED:
+        return DagRunState((await handle.result()).state)
+    # Failed before it could run (unknown DAG, bad conf), terminated, cancelled, timed out.
+    return DagRunState.FAILED

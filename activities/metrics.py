@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Task tries last from milliseconds (EmptyOperator) to hours (a long ETL step).
 TASK_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -58,3 +58,13 @@ def record_task_try(dag_id: str, state: str, duration: timedelta) -> None:
 def record_callback_failures(dag_id: str, level: str, callbacks: list[str]) -> None:
     for callback in callbacks:
         CALLBACK_FAILURES.labels(dag_id, level, callback).inc()
+
+
+BUSY_TASK_PROCESSES = Gauge(
+    "dagbridge_busy_task_processes",
+    "Task processes of this worker running a task try now; a deferred task holds none while it waits.",
+)
+WAITING_TRIGGERS = Gauge(
+    "dagbridge_waiting_triggers",
+    "Triggers of deferred tasks this worker's triggerer runs now, waiting for their first event.",
+)

@@ -37,7 +37,13 @@ class InMemorySupervisorComms:
         self._xcoms: dict[tuple[str, int, str], Any] = {
             (x.task_id, x.map_index, x.key): x.value for x in request.upstream_xcoms
         }
-        self.pushed: dict[str, XComEntry] = {}
+        # A try resumed after a deferral keeps the XComs it pushed before deferring (Airflow clears
+        # a task instance's XComs when a try starts, not when it resumes): they are its result's too.
+        self.pushed: dict[str, XComEntry] = {
+            x.key: x
+            for x in request.upstream_xcoms
+            if request.next_method is not None and (x.task_id, x.map_index) == (request.task_id, request.map_index)
+        }
         self.mapped_length: int | None = None
         self.outcome: Any = None
         self.skip_downstream: list[str] = []
@@ -202,6 +208,8 @@ class InMemorySupervisorComms:
     _on_TaskState = _finish
     _on_RetryTask = _finish
     _on_RescheduleTask = _finish
+    # The task leaves its process at once; the workflow keeps the deferral and runs the trigger.
+    _on_DeferTask = _finish
 
     @property
     def end_date(self) -> datetime | None:

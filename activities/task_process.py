@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
 from airflow.sdk.exceptions import AirflowTaskTerminated
-from airflow.sdk.execution_time.comms import SucceedTask
+from airflow.sdk.execution_time.comms import DeferTask, SucceedTask
 from airflow.sdk.execution_time.supervisor import set_supervisor_comms
 from airflow.sdk.execution_time.task_runner import finalize, run
 from airflow.utils.state import TaskInstanceState
@@ -33,7 +33,7 @@ from activities.dag_run_triggers import DagRunTriggers
 from activities.supervisor_comms import InMemorySupervisorComms
 from activities.task_log_capture import output_to, traceback_tail, write_streams_through
 from airflow_adapter.task_runtime import CallbackFailureLog, runtime_task_instance
-from schemas.runs import TaskError, TaskState, TaskTryRequest, TaskTryResult
+from schemas.runs import Deferral, TaskError, TaskState, TaskTryRequest, TaskTryResult
 from schemas.settings import Settings
 
 
@@ -172,6 +172,9 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         should_retry=request.max_tries != 0 and request.try_number <= request.max_tries,
         start_date=start_date,
         task_reschedule_count=request.reschedule_count,
+        # A resumed deferral: the runner calls the operator's resume_execution instead of execute.
+        next_method=request.next_method,
+        next_kwargs=request.next_kwargs,
     )
     ti = runtime_task_instance(
         context_from_server=ti_context,
@@ -223,8 +226,23 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         retry_delay_seconds=getattr(comms.outcome, "retry_delay_seconds", None),
         reschedule_date=getattr(comms.outcome, "reschedule_date", None),
         rendered_map_index=comms.rendered_map_index,
+        deferral=_deferral(comms.outcome),
         failed_callbacks=log.failed,
         asset_events=emitted_asset_events(comms.outcome.task_outlets, comms.outcome.outlet_events, request, end_date)
         if isinstance(comms.outcome, SucceedTask)
         else [],
+    )
+
+
+def _deferral(outcome: object) -> Deferral | None:
+    """What the runner's ``DeferTask`` asked Airflow's API to record, if the task deferred."""
+    if not isinstance(outcome, DeferTask):
+        return None
+    assert isinstance(outcome.trigger_kwargs, dict), "dagbridge does not encrypt trigger kwargs"
+    return Deferral(
+        classpath=outcome.classpath,
+        trigger_kwargs=outcome.trigger_kwargs,
+        trigger_timeout_seconds=outcome.trigger_timeout.total_seconds() if outcome.trigger_timeout else None,
+        next_method=outcome.next_method,
+        next_kwargs=outcome.next_kwargs,
     )

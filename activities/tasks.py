@@ -92,6 +92,8 @@ class TaskProcessPool:
         try_dir = Path(tempfile.mkdtemp(dir=self._tries))
         (try_dir / task_process.PERMIT_FILE).touch()
         future = executor.submit(task_process.run_task_try, request, str(try_dir), str(log_file), log_header)
+        metrics.BUSY_TASK_PROCESSES.inc()
+        future.add_done_callback(lambda _: metrics.BUSY_TASK_PROCESSES.dec())
         try:
             result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:

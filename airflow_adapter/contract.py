@@ -23,6 +23,8 @@ from airflow_adapter.task_runtime import (
 )
 
 UTCNOW = "airflow._shared.timezones.timezone.utcnow"
+DECRYPT_TRIGGER_KWARGS = "airflow.models.trigger.Trigger._decrypt_kwargs"
+HANDLE_EVENT_SUBMIT = "airflow.models.trigger.handle_event_submit"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ EXPECTATIONS: tuple[Signature | PrivateField | LogEvent, ...] = (
     Signature("airflow.sdk.execution_time.task_runner.finalize", "(ti, state, context, log, error=None)"),
     Signature("airflow.sdk.execution_time.supervisor.set_supervisor_comms", "(temp_comms)"),
     LogEvent(TASK_CALLBACKS, FAILED_CALLBACK_EVENT),
+    # Deferred tasks recorded and resumed as Airflow's triggerer does (workflows/deferral.py).
+    Signature(DECRYPT_TRIGGER_KWARGS, "(encrypted_kwargs)"),
+    Signature(HANDLE_EVENT_SUBMIT, "(event, *, task_instance, session)"),
 )
 
 

@@ -13,7 +13,8 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
 ``--mode kafka`` measures the Kafka bridge instead (benchmarks/kafka_mode.py), ``--mode scale``
 the cost per task as a DAG grows (benchmarks/scale_mode.py), ``--mode schedule`` the delay from
 a tick to the first task with 200 DAGs scheduled on one worker (benchmarks/schedule_mode.py),
-``--mode routes`` routed records/s against the plain trigger topic's (benchmarks/routes_mode.py).
+``--mode routes`` routed records/s against the plain trigger topic's (benchmarks/routes_mode.py),
+``--mode deferrable`` deferred tasks waiting on the triggerer (benchmarks/deferrable_mode.py).
 """
 
 from __future__ import annotations
@@ -171,7 +172,9 @@ def report(dagbridge: Figures, baseline: Figures, runs: int, concurrency: int) -
     return "\n".join(lines)
 
 
-def start_dagbridge_worker(address: str, logs: Path, task_processes: int) -> subprocess.Popen:
+def start_dagbridge_worker(
+    address: str, logs: Path, task_processes: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """A ``dagbridge worker`` for the benchmark DAGs, without a broker: engine figures, no events."""
     return subprocess.Popen(
         [sys.executable, "-m", "dagbridge.cli", "worker"],
@@ -183,6 +186,7 @@ def start_dagbridge_worker(address: str, logs: Path, task_processes: int) -> sub
             "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
             "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
             "DAGBRIDGE_KAFKA_BOOTSTRAP": "",
+            **(extra_env or {}),
         },
         stdout=(logs / "dagbridge-worker.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -220,7 +224,7 @@ if __name__ == "__main__":
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
     parser.add_argument(
         "--mode",
-        choices=["engine", "kafka", "routes", "scale", "schedule"],
+        choices=["engine", "kafka", "routes", "scale", "schedule", "deferrable"],
         default="engine",
         help="what to measure",
     )
@@ -231,6 +235,7 @@ if __name__ == "__main__":
     parser.add_argument("--dags", type=int, default=200, help="schedule mode: DAGs ticking together")
     parser.add_argument("--period", type=int, default=60, help="schedule mode: seconds between ticks")
     parser.add_argument("--ticks", type=int, default=3, help="schedule mode: ticks of every DAG")
+    parser.add_argument("--waiting", type=int, default=1000, help="deferrable mode: deferred tasks waiting at once")
     args = parser.parse_args()
     if args.mode == "kafka":
         # Imported here: kafka_mode imports this module's helpers.
@@ -245,6 +250,10 @@ if __name__ == "__main__":
         from benchmarks import routes_mode
 
         routes_mode.main(args.triggers, args.rounds)
+    elif args.mode == "deferrable":
+        from benchmarks import deferrable_mode
+
+        asyncio.run(deferrable_mode.main(args.waiting, args.task_processes))
     elif args.mode == "scale":
         from benchmarks import scale_mode
 

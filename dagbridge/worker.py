@@ -12,6 +12,7 @@ from sqlalchemy.orm import configure_mappers
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 import airflow_adapter
+from activities import triggerer_comms
 from activities.asset_publishing import AssetEventRouter
 from activities.callbacks import CallbackActivities
 from activities.dag_loader import DagLoader
@@ -21,9 +22,11 @@ from activities.limits import LimitActivities, PoolSizes
 from activities.schedule_sync import ScheduleSync
 from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
+from activities.triggerer import TriggererActivities
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect, register_search_attributes
 from infra.workflow_activations import never_interrupt_activations
+from schemas.ids import triggers_task_queue
 from schemas.settings import Settings
 from workflows.asset_schedule import AssetScheduleWorkflow
 from workflows.backfill import BackfillWorkflow
@@ -101,7 +104,19 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
             never_interrupt_activations(limits_worker)
-            async with worker, limits_worker:
+            triggerer_comms.install(client)
+            # The triggerer: async activities only, so a waiting trigger costs a coroutine on this
+            # event loop, never a task process or a thread.
+            triggerer = Worker(
+                client,
+                task_queue=triggers_task_queue(settings.task_queue),
+                activities=[TriggererActivities().run_trigger],
+                max_concurrent_activities=settings.triggers_per_worker,
+                # The SDK's default: heartbeats at most every 0.8 trigger heartbeat timeouts, at
+                # most every 60 s, so thousands of waiting triggers cost the server little.
+                activity_task_poller_behavior=PollerBehaviorAutoscaling(),
+            )
+            async with worker, limits_worker, triggerer:
                 log.info(
                     "worker ready on task queue %s (%s, dags folder %s)",
                     settings.task_queue,

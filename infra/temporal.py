@@ -92,6 +92,7 @@ def run_options(settings: Settings) -> RunOptions:
     return RunOptions(
         default_task_queue=settings.task_queue,
         task_heartbeat_timeout_seconds=settings.task_heartbeat_timeout_seconds,
+        trigger_heartbeat_timeout_seconds=settings.trigger_heartbeat_timeout_seconds,
     )
 
 

@@ -20,6 +20,9 @@ LIMIT_PREFIX = "limit:"
 ASSET_SCHEDULE_PREFIX = "assets:"
 ASSET_TRIGGERED_RUN_PREFIX = "asset_triggered__"
 _RESCHEDULE_MARK = "reschedule-"
+_RESUME_MARK = "resume-"
+_TRIGGER_MARK = "trigger"
+TRIGGERS_QUEUE_SUFFIX = "-triggers"
 
 
 class LimitKind(StrEnum):
@@ -48,23 +51,31 @@ def limit_workflow_id(kind: LimitKind, name: str) -> str:
 
 @dataclass(frozen=True)
 class TryId:
-    """One task try, and the poke within it for a reschedule-mode sensor (0 for the first)."""
+    """One task try, and the run within it: a reschedule-mode sensor's poke (0 for the first), the
+    resumption after a deferral (0 for the first run of the try)."""
 
     task_id: str
     map_index: int
     try_number: int
     reschedule_count: int = 0
+    resume_count: int = 0
 
     def activity_id(self) -> str:
-        """``<task_id>:<map_index>:<try>[:reschedule-<n>]``: unique per poke within the run."""
+        """``<task_id>:<map_index>:<try>[:reschedule-<n>][:resume-<m>]``: unique per run of a try within the run."""
         base = f"{self.task_id}:{self.map_index}:{self.try_number}"
-        return f"{base}:{_RESCHEDULE_MARK}{self.reschedule_count}" if self.reschedule_count else base
+        if self.reschedule_count:
+            base = f"{base}:{_RESCHEDULE_MARK}{self.reschedule_count}"
+        return f"{base}:{_RESUME_MARK}{self.resume_count}" if self.resume_count else base
+
+    def trigger_activity_id(self) -> str:
+        """``<task_id>:<map_index>:<try>:trigger-<m>``: the trigger of the try's deferral number ``m`` (from 0)."""
+        return f"{self.task_id}:{self.map_index}:{self.try_number}:{_TRIGGER_MARK}-{self.resume_count}"
 
     def qualified(self, workflow_id: str) -> str:
         """``<workflow_id>:<task_id>:<map_index>:<try>``: the try across all runs.
 
         The task event's ``event_id``, a slot holder's name, and what a TriggerDagRunOperator
-        try records as the starter of the run it triggered. Pokes of one try share it.
+        try records as the starter of the run it triggered. Pokes and resumptions of one try share it.
         """
         return f"{workflow_id}:{self.task_id}:{self.map_index}:{self.try_number}"
 
@@ -72,15 +83,21 @@ class TryId:
     def parse_activity_id(cls, activity_id: str) -> TryId | None:
         """The inverse of :meth:`activity_id`; ``None`` for an ID of another shape."""
         parts = activity_id.split(":")
-        reschedule_count = 0
-        if len(parts) >= 4 and parts[-1].startswith(_RESCHEDULE_MARK):
-            count = parts.pop().removeprefix(_RESCHEDULE_MARK)
-            if not count.isdigit():
-                return None
-            reschedule_count = int(count)
+        counts = {_RESCHEDULE_MARK: 0, _RESUME_MARK: 0}
+        for mark in (_RESUME_MARK, _RESCHEDULE_MARK):
+            if len(parts) >= 4 and parts[-1].startswith(mark):
+                count = parts.pop().removeprefix(mark)
+                if not count.isdigit():
+                    return None
+                counts[mark] = int(count)
         if len(parts) != 3 or not _is_int(parts[1]) or not parts[2].isdigit():
             return None
-        return cls(parts[0], int(parts[1]), int(parts[2]), reschedule_count)
+        return cls(parts[0], int(parts[1]), int(parts[2]), counts[_RESCHEDULE_MARK], counts[_RESUME_MARK])
+
+
+def triggers_task_queue(task_queue: str) -> str:
+    """``<task_queue>-triggers``: where the triggers of tasks on ``task_queue`` run, on the same workers."""
+    return f"{task_queue}{TRIGGERS_QUEUE_SUFFIX}"
 
 
 def task_event_id(workflow_id: str, task_id: str, map_index: int, try_number: int) -> str:

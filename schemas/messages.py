@@ -264,10 +264,14 @@ class TaskEvent(_Message):
 
     @classmethod
     def of_try(cls, workflow_id: str, request: TaskTryRequest, result: TaskTryResult) -> TaskEvent:
+        return cls.of_result(workflow_id, request.dag_run.dag_id, request.dag_run.run_id, result)
+
+    @classmethod
+    def of_result(cls, workflow_id: str, dag_id: str, run_id: str, result: TaskTryResult) -> TaskEvent:
         return cls(
             event_id=task_event_id(workflow_id, result.task_id, result.map_index, result.try_number),
-            dag_id=request.dag_run.dag_id,
-            run_id=request.dag_run.run_id,
+            dag_id=dag_id,
+            run_id=run_id,
             task_id=result.task_id,
             map_index=result.map_index,
             try_number=result.try_number,
@@ -287,7 +291,7 @@ class TaskEvent(_Message):
 
 # A sensor in reschedule mode ends a poke, not a try: Airflow keeps its try_number, so
 # such pokes get no event (they would all share one event_id).
-TRY_END_STATES = frozenset(TaskState) - {TaskState.UP_FOR_RESCHEDULE}
+TRY_END_STATES = frozenset(TaskState) - {TaskState.UP_FOR_RESCHEDULE, TaskState.DEFERRED}
 
 
 class TaskInstanceSummary(_Message):

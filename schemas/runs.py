@@ -24,6 +24,7 @@ class TaskState(StrEnum):
     SKIPPED = "skipped"
     UP_FOR_RETRY = "up_for_retry"
     UP_FOR_RESCHEDULE = "up_for_reschedule"
+    DEFERRED = "deferred"
 
 
 class _Payload(BaseModel):
@@ -95,6 +96,13 @@ class RunOptions(_Payload):
         default=0,
         description="Added to every task's priority_weight when the run's tasks wait for pool and task "
         "slots with other runs' tasks: how much this run goes first",
+    )
+    trigger_heartbeat_timeout_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="A deferred task's trigger whose worker is silent this long starts again on another worker. "
+        "Longer than a task's: a worker holds thousands of waiting triggers, each heartbeating to the server at "
+        "most every 0.8 of this (at most every 60 s)",
     )
     task_attempts: int = Field(
         default=10,
@@ -240,6 +248,17 @@ class TaskTryRequest(_Payload):
     first_reschedule_start_date: datetime | None = Field(
         default=None, description="When this try's first rescheduled poke started: where a sensor's timeout counts from"
     )
+    next_method: str | None = Field(
+        default=None,
+        description="Set when the try resumes after a deferral: the operator method to call instead of execute "
+        "(``__fail__`` when its trigger failed or timed out)",
+    )
+    next_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description="The keyword arguments of next_method, serde-encoded as Airflow stores them (the trigger's "
+        "event payload under ``event``)",
+    )
+    resume_count: int = Field(default=0, description="Deferrals of this try the task already resumed from")
 
     @property
     def label(self) -> str:
@@ -251,6 +270,16 @@ class TryInputs(_Payload):
 
     conf: dict[str, Any] = Field(default_factory=dict)
     upstream_xcoms: list[XComEntry] = Field(default_factory=list)
+
+
+class Deferral(_Payload):
+    """A task's ``TaskDeferred``, as the runner's ``DeferTask`` message carries it to Airflow's API."""
+
+    classpath: str
+    trigger_kwargs: dict[str, Any] = Field(description="The trigger's kwargs, serde-encoded as Airflow stores them")
+    trigger_timeout_seconds: float | None = None
+    next_method: str
+    next_kwargs: dict[str, Any] | None = Field(default=None, description="serde-encoded")
 
 
 class TaskTryResult(_Payload):
@@ -271,6 +300,9 @@ class TaskTryResult(_Payload):
     retry_delay_seconds: float | None = None
     reschedule_date: datetime | None = None
     rendered_map_index: str | None = None
+    deferral: Deferral | None = Field(
+        default=None, description="What the task deferred to, when it ended the try's current run as deferred"
+    )
     failed_callbacks: list[str] = Field(
         default_factory=list,
         description="The task callbacks (e.g. on_success_callback) that raised during the try; Airflow "
@@ -280,3 +312,32 @@ class TaskTryResult(_Payload):
     asset_events: list[AssetEventPayload] = Field(
         default_factory=list, description="The asset events a successful try emitted through its outlets"
     )
+
+
+class TriggerRequest(_Payload):
+    """Input of the activity that runs one deferred task instance's trigger until its first event."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+    try_number: int
+    classpath: str
+    trigger_kwargs: dict[str, Any] = Field(description="serde-encoded, as the task sent them")
+
+    @property
+    def label(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+
+class TriggerOutcome(_Payload):
+    """The first event a trigger yielded, or how it failed."""
+
+    payload: Any = Field(default=None, description="The event's payload, serde-encoded")
+    end_state: str | None = Field(
+        default=None,
+        description="Set when the trigger ended the task itself (a TaskSuccessEvent/TaskFailedEvent/"
+        "TaskSkippedEvent of an end_from_trigger trigger): the state it gave the task instance",
+    )
+    end_xcoms: dict[str, Any] = Field(default_factory=dict, description="XComs such an event pushes")
+    traceback: list[str] | None = Field(default=None, description="The trigger raised: its formatted traceback")

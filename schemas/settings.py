@@ -33,6 +33,17 @@ class Settings(BaseSettings):
         default=Path("./dags"), description="Folder the worker loads DAG files from, relative to the working directory"
     )
     task_processes: int = Field(default=4, ge=1, description="Task tries one worker runs at once")
+    trigger_heartbeat_timeout_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="A deferred task's trigger whose worker is silent this long is restarted elsewhere",
+    )
+    triggers_per_worker: int = Field(
+        default=10_000,
+        ge=1,
+        description="Triggers of deferred tasks one worker's triggerer runs at once (coroutines on one "
+        "event loop; a waiting deferred task holds no task process)",
+    )
     task_heartbeat_timeout_seconds: float = Field(
         default=30, gt=0, description="A task try whose worker is silent this long is retried elsewhere"
     )

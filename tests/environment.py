@@ -23,6 +23,8 @@ CONFORMANCE_VARIABLES = {
     "AIRFLOW_VAR_CONFORMANCE_GREETING": "hello",
     "AIRFLOW_VAR_CONFORMANCE_SETTINGS": json.dumps({"limit": 3}),
     "AIRFLOW_CONN_CONFORMANCE_WAREHOUSE": "postgres://analyst:secret@warehouse.internal:5432/sales?sslmode=require",
+    # FileSensor's connection (conformance_deferrable_file): paths as given, from the root.
+    "AIRFLOW_CONN_FS_DEFAULT": json.dumps({"conn_type": "fs", "extra": {"path": "/"}}),
 }
 
 

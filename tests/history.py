@@ -11,6 +11,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from schemas.messages import RunEvent
+from schemas.names import RUN_TASK_TRY_ACTIVITY
+from schemas.runs import TaskTryResult
 
 
 async def scheduled_activities(handle: WorkflowHandle) -> list[tuple[str, str, str]]:
@@ -153,3 +155,21 @@ def most_at_once(intervals: Iterable[tuple[datetime, datetime]]) -> int:
         running += step
         peak = max(peak, running)
     return peak
+
+
+async def try_results(handle: WorkflowHandle) -> dict[str, TaskTryResult]:
+    """Activity id -> the result of each task-try activity that completed."""
+    history = await handle.fetch_history()
+    scheduled: dict[int, str] = {}
+    results = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == RUN_TASK_TRY_ACTIVITY:
+                scheduled[event.event_id] = attributes.activity_id
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attributes = event.activity_task_completed_event_attributes
+            if attributes.scheduled_event_id in scheduled:
+                [result] = await pydantic_data_converter.decode(attributes.result.payloads, [TaskTryResult])
+                results[scheduled[attributes.scheduled_event_id]] = result
+    return results

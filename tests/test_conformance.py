@@ -54,6 +54,8 @@ CASES: dict[str, dict[str, Any]] = {
     "conformance_trigger_dag_run": {},
     "conformance_variables": {},
     "conformance_connections": {},
+    "conformance_deferrable": {},
+    "conformance_deferrable_file": {},
 }
 
 
@@ -72,6 +74,9 @@ def airflow_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict
         text=True,
         check=False,  # the exit code is asserted with the oracle's stderr
         timeout=600,
+        # Airflow puts its dags folder on the path; the worker's is tests/dags, where the deferrable
+        # DAGs' triggers import from as conformance.deferrable_triggers.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TEST_DAGS), os.environ.get("PYTHONPATH")]))},
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return {outcome["dag_id"]: outcome for outcome in json.loads(outcomes.read_text())}

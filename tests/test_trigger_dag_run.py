@@ -20,12 +20,15 @@ from schemas.runs import DagRunRequest, DagRunResult
 from schemas.settings import Settings
 from tests.harness import LOGICAL_DATE, TASK_QUEUE, TEST_DAGS, DagRunner
 
+WAITING_DAGS = ["trigger_and_wait", "trigger_and_wait_deferred"]
 
+
+@pytest.mark.parametrize("dag_id", WAITING_DAGS)
 async def test_waits_for_the_triggered_run_which_is_an_ordinary_dag_run(
-    run_dag: DagRunner, temporal_client: Client
+    dag_id: str, run_dag: DagRunner, temporal_client: Client
 ) -> None:
-    child = "triggered__succeeds"
-    parent = await run_dag.start("trigger_and_wait", conf={"child_run_id": child, "child_mode": "succeed"})
+    child = f"triggered__succeeds__{dag_id}"
+    parent = await run_dag.start(dag_id, conf={"child_run_id": child, "child_mode": "succeed"})
     result = await parent.result()
 
     (trigger,) = result.task_instances
@@ -42,9 +45,12 @@ async def test_waits_for_the_triggered_run_which_is_an_ordinary_dag_run(
     assert await description.memo_value(TRIGGERED_BY) == f"{parent.id}:trigger:-1:1"
 
 
-async def test_a_triggered_run_that_fails_fails_the_waiting_task(run_dag: DagRunner, temporal_client: Client) -> None:
-    child = "triggered__fails"
-    result = await run_dag("trigger_and_wait", conf={"child_run_id": child, "child_mode": "fail"})
+@pytest.mark.parametrize("dag_id", WAITING_DAGS)
+async def test_a_triggered_run_that_fails_fails_the_waiting_task(
+    dag_id: str, run_dag: DagRunner, temporal_client: Client
+) -> None:
+    child = f"triggered__fails__{dag_id}"
+    result = await run_dag(dag_id, conf={"child_run_id": child, "child_mode": "fail"})
 
     (trigger,) = result.task_instances
     assert (result.state, trigger.state, trigger.try_number) == ("failed", "failed", 1)

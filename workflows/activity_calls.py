@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from airflow.configuration import conf as airflow_conf
 
     from schemas.errors import NON_RETRYABLE_TRY_ERRORS, FailureType
-    from schemas.ids import TryId
+    from schemas.ids import TryId, triggers_task_queue
     from schemas.limits import SlotAnswers, SlotChanges
     from schemas.messages import RunEvent, TaskEvent
     from schemas.names import (
@@ -26,8 +26,9 @@ with workflow.unsafe.imports_passed_through():
         PUBLISH_TASK_EVENT_ACTIVITY,
         RUN_CALLBACKS_ACTIVITY,
         RUN_TASK_TRY_ACTIVITY,
+        RUN_TRIGGER_ACTIVITY,
     )
-    from schemas.runs import RunOptions, TaskTryRequest, TaskTryResult
+    from schemas.runs import RunOptions, TaskTryRequest, TaskTryResult, TriggerOutcome, TriggerRequest
     from workflows import run_view
     from workflows.stopping import despite_cancellation
 
@@ -60,6 +61,13 @@ CALLBACK_RETRY_POLICY = RetryPolicy(
 )
 # As long as Airflow's DAG processor, which runs these callbacks there, may work on one file.
 CALLBACK_TIMEOUT = timedelta(seconds=airflow_conf.getint("dag_processor", "dag_file_processor_timeout"))
+# A trigger whose worker died starts again elsewhere for as long as the task would wait.
+TRIGGER_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
 # Slots are given back even while the Temporal frontend is away: a lost release leaks a slot.
 SLOT_CHANGES_RETRY_POLICY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=0)
 
@@ -116,6 +124,25 @@ def start_task_try(try_request: TaskTryRequest, queue: str, options: RunOptions)
     )
 
 
+def start_trigger(
+    request: TriggerRequest, deferral_number: int, queue: str, options: RunOptions
+) -> ActivityHandle[TriggerOutcome]:
+    """Run the trigger of the try's deferral ``deferral_number`` (from 0) until its first event, on the
+    triggerer of the task's Temporal task ``queue``."""
+    try_id = TryId(request.task_id, request.map_index, request.try_number, resume_count=deferral_number)
+    return workflow.start_activity(
+        RUN_TRIGGER_ACTIVITY,
+        request,
+        result_type=TriggerOutcome,
+        activity_id=try_id.trigger_activity_id(),
+        task_queue=triggers_task_queue(queue),
+        start_to_close_timeout=timedelta(seconds=options.task_start_to_close_timeout_seconds),
+        heartbeat_timeout=timedelta(seconds=options.trigger_heartbeat_timeout_seconds),
+        retry_policy=TRIGGER_RETRY_POLICY,
+        cancellation_type=ActivityCancellationType.TRY_CANCEL,
+    )
+
+
 async def run_callbacks(callback: DagCallbackRequest | TaskCallbackRequest, options: RunOptions) -> None:
     """Run Airflow callbacks; like Airflow, whatever happens to them leaves the outcome as it is."""
     try:
@@ -156,5 +183,9 @@ async def publish_run_event(event: RunEvent) -> None:
 def _activity_id(try_request: TaskTryRequest) -> str:
     """Unique per poke: a rescheduled sensor pokes again under the same try number."""
     return TryId(
-        try_request.task_id, try_request.map_index, try_request.try_number, try_request.reschedule_count
+        try_request.task_id,
+        try_request.map_index,
+        try_request.try_number,
+        try_request.reschedule_count,
+        try_request.resume_count,
     ).activity_id()

@@ -13,6 +13,7 @@ from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as 
 from airflow.api_fastapi.execution_api.datamodels.taskinstance import TIRunContext
 from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
 from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskmap import TaskMap
 from airflow.models.taskreschedule import TaskReschedule
 from airflow.utils.state import DagRunState, State, TaskInstanceState
@@ -34,6 +35,7 @@ from workflows.airflow_db import database_image
 from workflows.asset_rows import consumed_events, record_consumed_events
 from workflows.dag_graph import DagGraph
 from workflows.dag_run_setup import BUNDLE_NAME, create_airflow_dag_run, find_airflow_dag_run
+from workflows.deferral_rows import record_try_end
 from workflows.ready_tasks import ReadyTask, ReadyTasks
 from workflows.run_task_instances import RunTaskInstances
 from workflows.scheduling_focus import FocusedScheduling
@@ -221,6 +223,7 @@ class AirflowDagRun:
         ti.duration = (result.end_date - result.start_date).total_seconds()
         if result.rendered_map_index is not None:
             ti.rendered_map_index = result.rendered_map_index  # type: ignore[method-assign]  # a hybrid property
+        record_try_end(self._session, ti, result, result.end_date)
         if result.state is TaskState.UP_FOR_RETRY:
             ti.retry_delay_override = result.retry_delay_seconds
             # As Airflow's execution API does: the next try starts without this one's reschedules.
@@ -277,6 +280,14 @@ class AirflowDagRun:
                 {"dag_run": DagRunData.model_validate(self._dag_run, from_attributes=True), "max_tries": ti.max_tries}
             ),
         )
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    def deferred_task_instances(self) -> list[TaskInstance]:
+        """Fresh from the database: the run's task instances waiting for their triggers."""
+        return self._task_instances.all(TaskInstanceState.DEFERRED)
 
     def next_wakeup(self) -> datetime | None:
         """When the earliest waiting retry or rescheduled poke becomes eligible, if any task waits."""

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_calls import change_slots, load_serialized_dag, publish_run_event, run_callbacks
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun
+    from workflows.deferral import Deferrals
     from workflows.slots import RunSlots
     from workflows.stopping import RunStop, despite_cancellation
     from workflows.tries import RunningTries
@@ -56,6 +57,7 @@ class DagRunWorkflow:
         self._tries: RunningTries | None = None
         self._try_requests: TryRequests | None = None
         self._stop: RunStop | None = None
+        self._deferrals = Deferrals()
 
     @workflow.signal(name=SLOTS_GRANTED_SIGNAL)
     def slots_granted(self, grant: SlotGrant) -> None:
@@ -222,6 +224,8 @@ class DagRunWorkflow:
                 # The next workflow claims the slots of waiting tasks again, not those of ended tries.
                 await self._exchange_slots(self._slots.releases(), [])
                 self._continue_as_new(dag_run, request)
+            for trigger_end in self._deferrals.settle(dag_run.session, dag_run.deferred_task_instances(), request):
+                tries.end_from_trigger(trigger_end)
             if history_is_long:
                 # Grants wait for the next workflow, which claims the same holders again.
                 self._slots.has_news = False
@@ -229,14 +233,19 @@ class DagRunWorkflow:
                 await self._hand_out_ready_tries(dag_run, request)
                 if dag_run.finished:
                     return None
-            if not tries.finished and not self._slots.has_news:
+            if not tries.finished and not self._slots.has_news and not self._deferrals.has_news:
                 ended = await self._wait_for_news(dag_run, deadline, history_is_long=history_is_long)
                 if ended is not None:
                     return ended
-            while (result := tries.take_finished()) is not None:
-                dag_run.record(result)
-                self._slots.finish(result.task_id, result.map_index)
+            self._record_finished_tries(dag_run)
             run_view.show_task_grid(dag_run.state.value, dag_run.task_instance_states())
+
+    def _record_finished_tries(self, dag_run: AirflowDagRun) -> None:
+        while (result := self._running_tries().take_finished()) is not None:
+            dag_run.record(result)
+            # A try its trigger ended gave its slots back when it deferred.
+            if not self._deferrals.ended_by_trigger(result):
+                self._slots.finish(result.task_id, result.map_index)
 
     def _history_is_long(self, request: DagRunRequest) -> bool:
         info = workflow.info()
@@ -258,7 +267,8 @@ class DagRunWorkflow:
         task_instance_states = dag_run.task_instance_states() if ready else {}
         try_requests, tries = self._requests(), self._running_tries()
         for task, refusal in ready:
-            try_request = try_requests.request(task, task_instance_states)
+            resume_count = self._deferrals.resume_count(task.task_id, task.map_index, task.try_number)
+            try_request = try_requests.request(task, task_instance_states, resume_count=resume_count)
             tries.start(try_request, task_queue(task, request.options), refusal)
 
     async def _wait_for_news(
@@ -270,7 +280,7 @@ class DagRunWorkflow:
         if dag_run.scheduling_unfinished and not history_is_long:
             # The pass left work for the next one, in a workflow task of its own.
             wakeup = workflow.now()
-        if tries.running == 0 and wakeup is None and not self._slots.waiting:
+        if tries.running == 0 and wakeup is None and not self._slots.waiting and not self._deferrals.waiting:
             dag_run.fail(workflow.now())
             return "no task is running or waiting, yet the run is not finished"
         try:
@@ -289,6 +299,7 @@ class DagRunWorkflow:
             dag_run.mark_timed_out(workflow.now())
         tries = self._running_tries()
         tries.cancel_all()
+        self._deferrals.cancel()
         # Every try ends here, also one whose failure event is still being published.
         await despite_cancellation(tries.all_ended())
         return stop.error(dag_run.dag.dagrun_timeout)
@@ -314,7 +325,9 @@ class DagRunWorkflow:
         if wakeup is not None:
             timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
         with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: bool(tries.finished) or self._slots.has_news, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: bool(tries.finished) or self._slots.has_news or self._deferrals.has_news, timeout=timeout
+            )
 
     def _result(self, dag_run: AirflowDagRun, error: str | None) -> DagRunResult:
         result = dag_run.result(error)

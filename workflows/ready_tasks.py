@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from airflow.models.taskinstance import TaskInstance
 from airflow.utils.state import TaskInstanceState
@@ -24,6 +25,9 @@ class ReadyTask:
     priority_weight: int
     reschedule_count: int = 0
     first_reschedule_start_date: datetime | None = None
+    # Set when the task instance resumes after a deferral (workflows/deferral.py).
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
 
 
 class ReadyTasks:
@@ -46,7 +50,8 @@ class ReadyTasks:
     def _ready(self, ti: TaskInstance) -> ReadyTask:
         key = (ti.task_id, ti.map_index)
         ready = self._built.get(key)
-        if ready is None or ready.try_number != ti.try_number or key in self.rescheduled:
+        # A resumed deferral is the same try, scheduled again with what its trigger sent.
+        if ready is None or ready.try_number != ti.try_number or key in self.rescheduled or ti.next_method:
             reschedules = self._task_instances.reschedules(ti) if key in self.rescheduled else []
             ready = self._built[key] = ReadyTask(
                 task_id=ti.task_id,
@@ -57,5 +62,7 @@ class ReadyTasks:
                 priority_weight=ti.priority_weight or 0,
                 reschedule_count=len(reschedules),
                 first_reschedule_start_date=reschedules[0].start_date if reschedules else None,
+                next_method=ti.next_method,
+                next_kwargs=ti.next_kwargs,
             )
         return ready

@@ -44,6 +44,22 @@ class RunningTries:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def end_from_trigger(self, result: TaskTryResult) -> None:
+        """A trigger ended its task itself (``end_from_trigger``): no activity ran the end, so this publishes it."""
+        self.running += 1
+        task = asyncio.create_task(self._ended_from_trigger(result))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ended_from_trigger(self, result: TaskTryResult) -> None:
+        dag_run = self._dag_run.context()
+        await publish_task_event(
+            TaskEvent.of_result(workflow.info().workflow_id, dag_run.dag_id, dag_run.run_id, result)
+        )
+        self._xcoms.store(result)
+        self.running -= 1
+        self.finished.append(result)
+
     def take_finished(self) -> TaskTryResult | None:
         return self.finished.pop(0) if self.finished else None
 

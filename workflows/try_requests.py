@@ -39,10 +39,16 @@ class TryRequests:
             conf=self._conf, upstream_xcoms=self._xcoms.of_tasks(self._dag_run.graph.upstream_task_ids(task_id))
         )
 
-    def request(self, task: ReadyTask, task_instance_states: TaskInstanceStates) -> TaskTryRequest:
-        """``task_instance_states``: the run as Airflow's database had it when the try started."""
+    def request(
+        self, task: ReadyTask, task_instance_states: TaskInstanceStates, *, resume_count: int
+    ) -> TaskTryRequest:
+        """``task_instance_states``: the run as Airflow's database had it when the try started;
+        ``resume_count``: deferrals of this try the task already resumed from."""
         dag_run = self._dag_run
         upstream_xcoms = self._xcoms.of_tasks(dag_run.graph.upstream_task_ids(task.task_id))
+        if task.next_method is not None:
+            # A resumed deferral still sees what its try pushed before deferring, as in Airflow.
+            upstream_xcoms += self._xcoms.of_task_instance(task.task_id, task.map_index)
         inline = self._conf_bytes + self._xcoms.size_of(upstream_xcoms) <= INLINE_INPUTS_BYTES
         context = dag_run.context()
         # A task sees the task instances of its own task and of its direct upstream tasks. Those
@@ -74,9 +80,17 @@ class TryRequests:
             task_instance_counts=counts,
             reschedule_count=task.reschedule_count,
             first_reschedule_start_date=task.first_reschedule_start_date,
+            next_method=task.next_method,
+            next_kwargs=task.next_kwargs,
+            resume_count=resume_count,
         )
 
 
 def task_queue(task: ReadyTask, options: RunOptions) -> str:
     """Airflow's default queue is the run's default task queue; any other is a Temporal task queue."""
-    return options.default_task_queue if task.queue == AIRFLOW_DEFAULT_QUEUE else task.queue
+    return temporal_queue(task.queue, options)
+
+
+def temporal_queue(airflow_queue: str, options: RunOptions) -> str:
+    """The Temporal task queue of an Airflow queue."""
+    return options.default_task_queue if airflow_queue == AIRFLOW_DEFAULT_QUEUE else airflow_queue

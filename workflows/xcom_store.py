@@ -58,6 +58,10 @@ class XComStore:
             for entry in entries
         ]
 
+    def of_task_instance(self, task_id: str, map_index: int) -> list[XComEntry]:
+        """The XComs the task instance's latest try pushed."""
+        return list(self._xcoms.get(task_id, {}).get(map_index, []))
+
     def size_of(self, entries: list[XComEntry]) -> int:
         """The JSON size of every XCom of the tasks these entries come from."""
         return sum(self._bytes[task_id] for task_id in {entry.task_id for entry in entries})

@@ -1,0 +1,98 @@
+"""The triggerer: deferred tasks' triggers, many at once on the worker's event loop.
+
+One ``run_trigger`` activity per deferral, on a worker of its own (``<task_queue>-triggers``)
+that runs async activities only: a waiting trigger costs a coroutine and a heartbeat, not a
+task process. A trigger is what Airflow's triggerer runs (``classpath(**kwargs)``), until its
+first event, as Airflow's triggerer hands only the first one to the task. If this worker dies,
+the activity's heartbeat timeout starts the trigger again on another worker; the workflow takes
+the first result, so the task resumes once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from contextlib import aclosing, suppress
+
+from airflow._shared.module_loading import import_string
+from airflow.sdk.serde import deserialize, serialize
+from airflow.serialization.decoders import smart_decode_trigger_kwargs
+from airflow.triggers.base import BaseTaskEndEvent, BaseTrigger, TriggerEvent
+from temporalio import activity
+
+from activities import metrics
+from schemas.names import RUN_TRIGGER_ACTIVITY
+from schemas.runs import TriggerOutcome, TriggerRequest
+
+# As long as Airflow's triggerer gives on_kill() when a user action cancels a trigger.
+ON_KILL_TIMEOUT_SECONDS = 5.0
+
+
+class TriggerExitedWithoutEvent(RuntimeError):
+    """The trigger's run() ended without yielding: Airflow fails the task that waited on it."""
+
+
+class TriggererActivities:
+    def __init__(self, heartbeat_interval_seconds: float = 1.0) -> None:
+        self._heartbeat_interval = heartbeat_interval_seconds
+
+    @activity.defn(name=RUN_TRIGGER_ACTIVITY)
+    async def run_trigger(self, request: TriggerRequest) -> TriggerOutcome:
+        """Run the trigger until its first event; a trigger that raises is an outcome, not a failure.
+
+        Cancelled (the run was cancelled or ended): the trigger's ``on_kill()``, as Airflow's
+        triggerer calls it when a user action cancels a trigger, then ``cleanup()``.
+        """
+        activity.logger.info("running the trigger of %s try %d", request.label, request.try_number)
+        metrics.WAITING_TRIGGERS.inc()
+        heartbeats = asyncio.create_task(self._heartbeat())
+        try:
+            return await _first_event(request)
+        finally:
+            heartbeats.cancel()
+            metrics.WAITING_TRIGGERS.dec()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(self._heartbeat_interval)
+
+
+async def _first_event(request: TriggerRequest) -> TriggerOutcome:
+    try:
+        trigger = inflate(request.classpath, request.trigger_kwargs)
+    except Exception as err:
+        # Airflow's triggerer: "Trigger failed to load code" / "failed to inflate" fails the task.
+        return TriggerOutcome(traceback=traceback.format_exception(err))
+    try:
+        async with aclosing(trigger.run()) as events:
+            async for event in events:
+                return _outcome(event)
+        raise TriggerExitedWithoutEvent("Trigger exited without sending an event. Dependent tasks will be failed.")
+    except asyncio.CancelledError:
+        with suppress(Exception, asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(trigger.on_kill(), timeout=ON_KILL_TIMEOUT_SECONDS)
+        raise
+    except Exception as err:
+        return TriggerOutcome(traceback=traceback.format_exception(err))
+    finally:
+        # Exceptions from cleanup are ignored, as in Airflow's triggerer.
+        with suppress(Exception):
+            await trigger.cleanup()
+
+
+def inflate(classpath: str, trigger_kwargs: dict) -> BaseTrigger:
+    """The trigger as Airflow's triggerer builds it from its stored classpath and kwargs.
+
+    Raises what importing the class or calling its constructor raises.
+    """
+    trigger_class = import_string(classpath)
+    # As Airflow's triggerer reads them back from the trigger row (Trigger._decrypt_kwargs).
+    decoded = deserialize(trigger_kwargs)
+    return trigger_class(**{key: smart_decode_trigger_kwargs(value) for key, value in decoded.items()})
+
+
+def _outcome(event: TriggerEvent) -> TriggerOutcome:
+    if isinstance(event, BaseTaskEndEvent):
+        return TriggerOutcome(end_state=str(event.task_instance_state.value), end_xcoms=event.xcoms or {})
+    return TriggerOutcome(payload=serialize(event.payload))
