@@ -54,7 +54,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (RPCError, RuntimeError, OSError
 
 POLL_TIMEOUT_MS = 200
 FETCH_MAX_WAIT_MS = 20
-COMMIT_INTERVAL_SECONDS = 0.5
 # A start normally takes milliseconds; one that takes this long counts as Temporal being down,
 # which pauses fetching instead of letting every slot hang.
 START_TIMEOUT_SECONDS = 30.0
@@ -132,7 +131,7 @@ class TriggerBridge:
         self._failure: BaseException | None = None
         self._backing_off = 0
         self._wake = asyncio.Event()
-        self._last_commit = 0.0
+        self._last_commit = time.monotonic()
         self.outcomes: Counter[Outcome] = Counter()
         # Routed records: (route name, outcome), and records of routed topics no route took.
         self.route_outcomes: Counter[tuple[str, RouteOutcome]] = Counter()
@@ -270,7 +269,7 @@ class TriggerBridge:
             else:
                 self._dispatch(await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=free))
                 last_poll = time.monotonic()
-            if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_SECONDS:
+            if time.monotonic() - self._last_commit >= self._settings.commit_interval_seconds:
                 await self._commit()
                 await self._lag.update(self._consumer, Counter(self._in_flight.values()))
 

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     )
     max_conf_bytes: int = Field(default=64 * 1024, gt=0, description="Largest accepted trigger conf")
     max_in_flight_starts: int = Field(default=64, ge=1, description="Workflow starts the bridge awaits at once")
+    commit_interval_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often the bridge commits the offsets of finished records: longer means fewer commits "
+        "and more records redelivered (and found started already) after a crash",
+    )
 
     # Metrics
     metrics_host: str = Field(default="0.0.0.0", description="Address the /metrics endpoint binds to")
