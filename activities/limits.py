@@ -1,14 +1,9 @@
 """Activities of concurrency limits: deliver a DAG run's slot changes, find holders that are gone.
 
-A DAG run sends its slot changes through a local activity (it sits between one try's end and the
-next try's start); a limit looks for closed holders with an ordinary one. Either way their answers
-(a pool's size from this worker's configuration, which holders are closed) are recorded in
-history, so a replay reaches the same decisions.
-
-Changes go to the limits as signals (signal-with-start, so the first claim creates the limit) and
-grants come back as signals: the activity waits only for the server to take the signal, never for
-a workflow task of the limit, so it holds the DAG run's workflow task for one RPC at most and no
-server limit on updates in flight can refuse a burst of claims.
+A DAG run exchanges slots through a local activity (it sits between one try's end and the next
+try's start); a limit looks for closed holders with an ordinary one. Either way their answers (a
+pool's size from this worker's configuration, which holders are closed) are recorded in history,
+so a replay reaches the same decisions.
 """
 
 from __future__ import annotations
@@ -20,7 +15,8 @@ from airflow.configuration import conf as airflow_conf
 from airflow.models.pool import Pool
 from temporalio import activity
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.limits import (
@@ -31,12 +27,13 @@ from schemas.limits import (
     SlotAnswers,
     SlotChanges,
     SlotClaim,
+    SlotGrant,
     SlotRefusal,
     SlotRequest,
 )
 from schemas.names import (
     CHANGE_SLOTS_ACTIVITY,
-    CHANGE_SLOTS_SIGNAL,
+    CHANGE_SLOTS_UPDATE,
     CLOSED_WORKFLOWS_ACTIVITY,
     CONCURRENCY_LIMIT_WORKFLOW,
 )
@@ -70,10 +67,7 @@ class LimitActivities:
 
     @activity.defn(name=CHANGE_SLOTS_ACTIVITY)
     async def change_slots(self, changes: SlotChanges) -> SlotAnswers:
-        """One signal per limit, releases before requests; a limit that does not exist yet is started.
-
-        Answers only the claims that can never be granted: grants arrive as ``slots_granted`` signals.
-        """
+        """One update per limit, releases before requests; a limit that does not exist yet is started."""
         refusals: list[SlotRefusal] = []
         capacities: dict[str, int] = {}
         requests: dict[str, list[SlotRequest]] = defaultdict(list)
@@ -94,7 +88,7 @@ class LimitActivities:
             )
         releases = {release.limit_id: release.holders for release in changes.release}
         limit_ids = sorted(releases.keys() | requests.keys())
-        await asyncio.gather(
+        granted = await asyncio.gather(
             *(
                 self._send(
                     limit_id,
@@ -109,28 +103,36 @@ class LimitActivities:
                 for limit_id in limit_ids
             )
         )
-        return SlotAnswers(refusals=refusals)
+        return SlotAnswers(
+            refusals=refusals,
+            grants=[
+                SlotGrant(limit_id=limit_id, holders=holders)
+                for limit_id, holders in zip(limit_ids, granted, strict=True)
+                if holders
+            ],
+        )
 
-    async def _send(self, limit_id: str, update: LimitUpdate) -> None:
-        """Hand the change to the limit's workflow (started if it must be); raises ``RPCError``."""
+    async def _send(self, limit_id: str, update: LimitUpdate) -> list[str]:
+        """The holders of this run that have their slots of the limit now."""
         if update.capacity is None:
             # Only releases: a limit that does not exist holds nothing to release.
             try:
-                await self._client.get_workflow_handle(limit_id).signal(CHANGE_SLOTS_SIGNAL, update)
+                return await self._client.get_workflow_handle(limit_id).execute_update(
+                    CHANGE_SLOTS_UPDATE, update, result_type=list[str]
+                )
             except RPCError as err:
                 if err.status is not RPCStatusCode.NOT_FOUND:
                     raise
-            return
-        state = LimitState(
-            limit_id=limit_id, capacity=update.capacity, holder_check_seconds=update.holder_check_seconds
-        )
-        await self._client.start_workflow(
+                return []
+        start = WithStartWorkflowOperation(
             CONCURRENCY_LIMIT_WORKFLOW,
-            state,
+            LimitState(limit_id=limit_id, capacity=update.capacity, holder_check_seconds=update.holder_check_seconds),
             id=limit_id,
             task_queue=self._task_queue,
-            start_signal=CHANGE_SLOTS_SIGNAL,
-            start_signal_args=[update],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        return await self._client.execute_update_with_start_workflow(
+            CHANGE_SLOTS_UPDATE, update, start_workflow_operation=start, result_type=list[str]
         )
 
     @activity.defn(name=CLOSED_WORKFLOWS_ACTIVITY)

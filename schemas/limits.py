@@ -74,13 +74,10 @@ class SlotGrant(_Payload):
 
 
 class SlotAnswers(_Payload):
-    """What a DAG run learns at once from sending its changes: the claims that can never be granted."""
+    """What the limits answered a DAG run's changes at once."""
 
     refusals: list[SlotRefusal] = Field(default_factory=list)
-    grants: list[SlotGrant] = Field(
-        default_factory=list,
-        description="Empty: grants arrive as signals. Histories recorded when limits answered by update carry them",
-    )
+    grants: list[SlotGrant] = Field(default_factory=list)
 
 
 class SlotRequest(_Payload):

@@ -17,7 +17,7 @@ ASSET_EVENTS_SIGNAL: Final = "asset_events"
 DAG_RUN_FINISHED_SIGNAL: Final = "dag_run_finished"
 ASSET_SCHEDULE_STATE_QUERY: Final = "asset_schedule_state"
 
-CHANGE_SLOTS_SIGNAL: Final = "change_slots"
+CHANGE_SLOTS_UPDATE: Final = "change_slots"
 SLOTS_GRANTED_SIGNAL: Final = "slots_granted"
 TRY_INPUTS_QUERY: Final = "try_inputs"
 RUN_STATUS_QUERY: Final = "run_status"

@@ -1,19 +1,15 @@
 """The workflow that owns one concurrency limit (a pool, a task's or a DAG's limit) across all runs.
 
 Temporal is its only store: holders and waiters live in the workflow and are carried across
-continue-as-new. DAG runs send ``change_slots`` signals (through signal-with-start, so the first
-request creates the limit); every grant goes back to the DAG run as a ``slots_granted`` signal.
-
-Signals, not updates, both ways: a server bounds the updates in flight per workflow (10 by
-default) and in a workflow's whole history, and refuses more, so a burst of runs claiming one limit
-through updates is refused exactly when it matters; signals are queued in the limit's history and
-taken in a batch per workflow task. Nor does a DAG run's workflow task ever wait for the limit's:
-sending a signal needs only the server, never a workflow-task slot of any worker.
+continue-as-new. DAG runs send ``change_slots`` updates (through update-with-start, so the first
+request creates the limit) and get the slots granted at once in the answer; slots granted later,
+when others release them, go to the waiting DAG run as ``slots_granted`` signals.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -31,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         Waiter,
     )
     from schemas.names import (
-        CHANGE_SLOTS_SIGNAL,
+        CHANGE_SLOTS_UPDATE,
         CLOSED_WORKFLOWS_ACTIVITY,
         CONCURRENCY_LIMIT_WORKFLOW,
         SLOTS_GRANTED_SIGNAL,
@@ -124,32 +120,23 @@ class ConcurrencyLimitWorkflow:
     def __init__(self, state: LimitState) -> None:
         # Built here, not in run: the update that starts the workflow is handled before run begins.
         self._book = SlotBook(state)
-        # Grants to send, per requester, in the order they were decided.
-        self._to_signal: dict[str, list[str]] = {}
+        self._to_signal: list[Waiter] = []
         self._checking_holders = False
 
-    @workflow.signal(name=CHANGE_SLOTS_SIGNAL)
-    def change_slots(self, update: LimitUpdate) -> None:
-        """Apply a run's releases and requests; grant whoever fits now, earlier waiters first.
+    @workflow.update(name=CHANGE_SLOTS_UPDATE)
+    def change_slots(self, update: LimitUpdate) -> list[str]:
+        """Apply a run's releases and requests; answer which of its holders have their slots now,
+        also earlier waiters its releases made room for.
 
-        A holder asked for again while it holds (a retried request, or the claim of a DAG run's
-        next workflow after continue-as-new) is granted again: the first grant may have gone to
-        a workflow that no longer listens.
+        The answer saves the requester a round trip; slots freed here for other runs go to them
+        by signal. A holder asked for again (a retried request) is answered the same way.
         """
-        held_before = {request.holder for request in update.acquire if request.holder in self._book.holders}
         self._book.apply(update)
-        self._queue_grants(self._book.grant())
-        for holder in sorted(held_before):
-            self._queue_grant(update.requester, holder)
-
-    def _queue_grants(self, granted: Iterable[Waiter]) -> None:
-        for waiter in granted:
-            self._queue_grant(waiter.requester, waiter.holder)
-
-    def _queue_grant(self, requester: str, holder: str) -> None:
-        holders = self._to_signal.setdefault(requester, [])
-        if holder not in holders:
-            holders.append(holder)
+        granted = self._book.grant()
+        self._to_signal.extend(waiter for waiter in granted if waiter.requester != update.requester)
+        answer = {waiter.holder for waiter in granted if waiter.requester == update.requester}
+        answer.update(request.holder for request in update.acquire if request.holder in self._book.holders)
+        return sorted(answer)
 
     @workflow.run
     async def run(self, state: LimitState) -> None:
@@ -166,7 +153,10 @@ class ConcurrencyLimitWorkflow:
                     workflow.continue_as_new(self._book.state())
 
     async def _signal_grants(self) -> None:
-        by_requester, self._to_signal = self._to_signal, {}
+        granted, self._to_signal = self._to_signal, []
+        by_requester: dict[str, list[str]] = defaultdict(list)
+        for waiter in granted:
+            by_requester[waiter.requester].append(waiter.holder)
         requesters = sorted(by_requester)
         outcomes = await asyncio.gather(
             *(
@@ -191,7 +181,7 @@ class ConcurrencyLimitWorkflow:
 
     def _release_requesters(self, requesters: set[str]) -> None:
         self._book.release_requesters(requesters)
-        self._queue_grants(self._book.grant())
+        self._to_signal.extend(self._book.grant())
 
     async def _reclaim_dead_holders(self, book: SlotBook) -> None:
         """While anyone waits, look now and then for holders whose run ended without releasing
