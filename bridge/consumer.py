@@ -34,13 +34,13 @@ from bridge.dlq import send_dead_letter
 from bridge.flow import FlowControl
 from bridge.offsets import PartitionOffsets
 from bridge.routes import NO_ROUTES, Routes
-from bridge.routing import Router
+from bridge.routing import Router, parse_trigger_record
 from bridge.sources import run_source_memo
 from infra.backoff import DEFAULT_BACKOFF, Backoff
 from infra.kafka import kafka_options
 from infra.temporal import connect, register_search_attributes, run_options, start_dag_run
 from schemas.ids import dag_run_workflow_id
-from schemas.messages import InvalidTrigger, parse_trigger
+from schemas.messages import InvalidTrigger
 from schemas.runs import DagRunRequest
 from schemas.settings import Settings
 
@@ -313,15 +313,7 @@ class TriggerBridge:
 
     async def _handle_trigger(self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition) -> None:
         try:
-            request = parse_trigger(
-                record.value,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                timestamp_ms=record.timestamp,
-                max_conf_bytes=self._settings.max_conf_bytes,
-                options=self._options,
-            )
+            request = parse_trigger_record(record, max_conf_bytes=self._settings.max_conf_bytes, options=self._options)
         except InvalidTrigger as err:
             async with self._slots:
                 await self._dead_letter(record, err.reason)

@@ -29,13 +29,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bridge.flow import FlowControl
 from bridge.routes import Routes
-from bridge.routing import Router
+from bridge.routing import Router, parse_trigger_record
 from bridge.sources import run_source, run_source_memo
 from infra.backoff import Backoff
 from infra.kafka import kafka_options
 from infra.temporal import run_options, start_dag_run
 from schemas.ids import DAG_RUN_PREFIX, dag_run_workflow_id
-from schemas.messages import InvalidTrigger, parse_trigger
+from schemas.messages import InvalidTrigger
 from schemas.runs import DagRunRequest
 from schemas.settings import Settings
 
@@ -100,14 +100,8 @@ class RangeMapper:
     def runs(self, record: ConsumerRecord[bytes, bytes], summary: Summary) -> list[MappedRun]:
         if record.topic == self._settings.trigger_topic:
             try:
-                request = parse_trigger(
-                    record.value,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    timestamp_ms=record.timestamp,
-                    max_conf_bytes=self._settings.max_conf_bytes,
-                    options=self._options,
+                request = parse_trigger_record(
+                    record, max_conf_bytes=self._settings.max_conf_bytes, options=self._options
                 )
             except InvalidTrigger as err:
                 return [MappedRun(record, None, None, err.reason)]

@@ -26,6 +26,7 @@ from schemas.messages import (
     LogicalDate,
     RunId,
     bounded_conf,
+    parse_trigger,
     record_time,
 )
 from schemas.routes import MAX_PRIORITY_KEY
@@ -55,6 +56,22 @@ class RecordView(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+def parse_trigger_record(record: RecordView, *, max_conf_bytes: int, options: RunOptions) -> DagRunRequest:
+    """The run a trigger-topic record asks for, as the bridge and a replay both read it.
+
+    Raises ``InvalidTrigger`` with the reason the record goes to the DLQ.
+    """
+    return parse_trigger(
+        record.value,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        max_conf_bytes=max_conf_bytes,
+        options=options,
+    )
 
 
 @dataclass(frozen=True)
