@@ -102,8 +102,16 @@ def _at(event: object) -> datetime:
 
 
 def _local_activity(event: object) -> str:
-    details = event.marker_recorded_event_attributes.details  # type: ignore[attr-defined]
-    return str(json.loads(details["data"].payloads[0].data).get("activity_type", "?"))
+    """The activity type a local activity's marker names (in the JSON of one of its details)."""
+    for payloads in event.marker_recorded_event_attributes.details.values():  # type: ignore[attr-defined]
+        for payload in payloads.payloads:
+            try:
+                data = json.loads(payload.data)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "activity_type" in data:
+                return str(data["activity_type"])
+    return "?"
 
 
 def schedule_steps(history: History, run_workflow_id: str) -> dict[str, datetime]:
