@@ -18,6 +18,7 @@ from temporalio.common import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from infra.reachability import ServerUnreachable
 from schemas import run_attributes
 from schemas.ids import dag_run_workflow_id
 from schemas.names import DAG_RUN_WORKFLOW
@@ -25,7 +26,15 @@ from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 
 
+class TemporalUnreachable(ServerUnreachable):
+    """No Temporal frontend answered at ``DAGBRIDGE_TEMPORAL_ADDRESS``; raised by ``connect``."""
+
+    server = "Temporal"
+    setting = "DAGBRIDGE_TEMPORAL_ADDRESS"
+
+
 async def connect(settings: Settings) -> Client:
+    """A client of the configured namespace; raises ``TemporalUnreachable`` when the frontend does not answer."""
     tls: TLSConfig | bool = settings.temporal_tls
     if settings.temporal_tls_cert_path or settings.temporal_tls_ca_path:
         tls = TLSConfig(
@@ -33,13 +42,16 @@ async def connect(settings: Settings) -> Client:
             client_private_key=settings.temporal_tls_key_path.read_bytes() if settings.temporal_tls_key_path else None,
             server_root_ca_cert=settings.temporal_tls_ca_path.read_bytes() if settings.temporal_tls_ca_path else None,
         )
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        tls=tls,
-        api_key=settings.temporal_api_key,
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+            tls=tls,
+            api_key=settings.temporal_api_key,
+        )
+    except RuntimeError as err:  # the SDK's error for a connection that could not be made (not an RPCError)
+        raise TemporalUnreachable(settings.temporal_address, err) from err
 
 
 log = logging.getLogger(__name__)
