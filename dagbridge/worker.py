@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy.orm import configure_mappers
+from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 import airflow_adapter
@@ -24,7 +25,7 @@ from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
 from activities.triggerer import TriggererActivities
 from infra.metrics_server import serve_metrics
-from infra.temporal import connect, register_search_attributes
+from infra.temporal import connect_when_available, register_search_attributes
 from schemas.ids import triggers_task_queue
 from schemas.settings import Settings
 from workflows.asset_schedule import AssetScheduleWorkflow
@@ -49,7 +50,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     configure_mappers()
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
-    client = await connect(settings)
+    try:
+        # A worker started while Temporal is down (or restarting) waits for it, as the bridge does.
+        client = await connect_when_available(settings, stop)
+        if client is not None:
+            await _serve(settings, client, stop, ready)
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+
+
+async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
     await register_search_attributes(client)
     pool = TaskProcessPool(settings)
     await asyncio.to_thread(pool.start)
@@ -131,5 +142,3 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     finally:
         pool.shutdown()
         await events.close()
-        if metrics_server is not None:
-            metrics_server.close()

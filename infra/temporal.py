@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,8 +17,9 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from infra.backoff import until_stopped
 from infra.reachability import ServerUnreachable
 from schemas import run_attributes
 from schemas.ids import dag_run_workflow_id
@@ -52,6 +54,22 @@ async def connect(settings: Settings) -> Client:
         )
     except RuntimeError as err:  # the SDK's error for a connection that could not be made (not an RPCError)
         raise TemporalUnreachable(settings.temporal_address, err) from err
+
+
+async def connect_when_available(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """``connect``, retried with backoff while Temporal is unreachable; None once ``stop`` is set.
+
+    For services: a worker started while its Temporal server is down (or restarting) waits for it,
+    logging each attempt with the address, instead of exiting.
+    """
+    return await until_stopped(stop, lambda: connect(settings), _unavailable)
+
+
+def _unavailable(error: Exception) -> bool:
+    # A frontend that answers while it is still starting refuses with UNAVAILABLE.
+    return isinstance(error, TemporalUnreachable) or (
+        isinstance(error, RPCError) and error.status == RPCStatusCode.UNAVAILABLE
+    )
 
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,95 @@
+"""A worker started without its servers waits for them visibly, and still stops when told to."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from schemas.settings import Settings
+from tests.harness import TEST_DAGS
+from tests.processes import WorkerProcess
+from tests.servers import LOOPBACK, TemporalDevServer, free_port
+
+# A bound on waiting for what must happen, not a measure of how fast it happens.
+PATIENCE_SECONDS = 120
+
+
+def worker_settings(temporal_address: str, task_queue: str, logs: Path) -> Settings:
+    return Settings(
+        temporal_address=temporal_address,
+        task_queue=task_queue,
+        dags_folder=TEST_DAGS,
+        task_processes=1,
+        logs_base=str(logs),
+        schedule_sync_seconds=0,
+    )
+
+
+def wait_for_log(log: Path, text: str, count: int, worker: WorkerProcess) -> None:
+    """Until ``text`` appears ``count`` times in the worker's log; fails if the worker exits first."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while log.read_text(errors="replace").count(text) < count:
+        assert worker.process.poll() is None, f"the worker exited ({worker.process.returncode}):\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"{text!r} not logged {count} times:\n{log.read_text()[-4000:]}"
+        time.sleep(0.2)
+
+
+async def pollers(client: Client, task_queue: str) -> int:
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return len(answer.pollers)
+
+
+async def test_a_worker_started_before_temporal_waits_for_it_then_serves(tmp_path: Path) -> None:
+    port = free_port()
+    address = f"{LOOPBACK}:{port}"
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(worker_settings(address, "health-wait", tmp_path / "task-logs"), log)
+    try:
+        # Nothing listens there: the worker keeps trying, one line per attempt naming the address.
+        wait_for_log(log, f"cannot reach Temporal at {address}", 2, worker)
+        assert "Traceback" not in log.read_text()
+
+        with TemporalDevServer(tmp_path, port=port) as server:
+            client = await Client.connect(server.address)
+            deadline = time.monotonic() + PATIENCE_SECONDS
+            while await pollers(client, "health-wait") == 0:
+                assert worker.process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"no poller on the task queue:\n{log.read_text()[-4000:]}"
+                await asyncio.sleep(0.3)
+            assert "worker ready on task queue health-wait" in log.read_text()
+            worker.terminate()
+            assert worker.process.returncode == 0, log.read_text()[-4000:]
+    finally:
+        if worker.process.poll() is None:
+            worker.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_worker_waiting_for_temporal_stops_on_a_signal(sig: signal.Signals, tmp_path: Path) -> None:
+    address = f"{LOOPBACK}:{free_port()}"
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(worker_settings(address, "health-stop", tmp_path / "task-logs"), log)
+    try:
+        wait_for_log(log, f"cannot reach Temporal at {address}", 1, worker)
+        os.kill(worker.process.pid, sig)
+        # The wait between attempts ends with the signal: the worker exits long before this bound.
+        assert worker.process.wait(timeout=30) == 0, log.read_text()[-4000:]
+        assert "Traceback" not in log.read_text()
+    finally:
+        if worker.process.poll() is None:
+            worker.kill()
