@@ -68,3 +68,9 @@ WAITING_TRIGGERS = Gauge(
     "dagbridge_waiting_triggers",
     "Triggers of deferred tasks this worker's triggerer runs now, waiting for their first event.",
 )
+WORKFLOW_TASK_FAILURES = Counter(
+    "dagbridge_workflow_task_failures",
+    "Workflow tasks that failed on this worker, by the error's type (e.g. DeadlockError, or an exception "
+    "raised in workflow code); Temporal retries them for ever and the run does not progress meanwhile.",
+    ["error_type"],
+)

@@ -24,6 +24,7 @@ from activities.schedule_sync import ScheduleSync
 from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
 from activities.triggerer import TriggererActivities
+from activities.workflow_task_failures import WorkflowTaskFailures
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect_when_available, register_search_attributes
 from schemas.ids import triggers_task_queue
@@ -70,6 +71,9 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
     limit_activities = LimitActivities(client, PoolSizes(settings.pools), settings)
     views = SchedulerViews(loader)
     schedule_activities = ScheduleActivities(client, views)
+    # Failing workflow tasks are retried for ever without a word in the run's result: count and name them.
+    failures = WorkflowTaskFailures()
+    failures.install()
     if not events.enabled:
         log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
     # Everything imported so far lives as long as the process: keep it out of the collector's
@@ -84,6 +88,8 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
                 client,
                 task_queue=settings.task_queue,
                 workflows=[DagRunWorkflow, DagScheduleWorkflow, BackfillWorkflow, AssetScheduleWorkflow],
+                workflow_runner=failures.workflow_runner,
+                unsandboxed_workflow_runner=failures.unsandboxed_workflow_runner,
                 activities=[
                     DagActivities(loader).load_serialized_dag,
                     TaskActivities(pool, events=events, assets=AssetEventRouter(settings, loader, events)).run_task_try,
@@ -109,6 +115,8 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
                 client,
                 task_queue=settings.limits_task_queue,
                 workflows=[ConcurrencyLimitWorkflow],
+                workflow_runner=failures.workflow_runner,
+                unsandboxed_workflow_runner=failures.unsandboxed_workflow_runner,
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
@@ -142,3 +150,4 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
     finally:
         pool.shutdown()
         await events.close()
+        failures.uninstall()
