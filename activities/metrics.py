@@ -36,6 +36,12 @@ EVENTS_FAILED = Counter(
     "Attempts to publish a task or run event that Kafka did not acknowledge (the activity retries them).",
     ["topic"],
 )
+EVENTS_HELD_BACK = Gauge(
+    "dagbridge_events_held_back",
+    "Events of ended tries that Kafka (or Temporal, for asset events) has not taken yet: each holds its "
+    "try open on this worker, retrying, so the run waits. By event: task, or asset (a try's asset events).",
+    ["event"],
+)
 DAG_RUNS_FINISHED = Counter(
     "dagbridge_dag_runs_finished",
     "DAG runs that ended, by final state (success or failed), counted when the run event is out.",

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from schemas.runs import RunOptions
 from schemas.settings import Settings
-from tests.harness import TEST_DAGS
+from tests.harness import TEST_DAGS, DagRunner
 from tests.processes import WorkerProcess
 from tests.servers import LOOPBACK, TemporalDevServer, free_port
+from tests.services import scrape, value
 
 # A bound on waiting for what must happen, not a measure of how fast it happens.
 PATIENCE_SECONDS = 120
@@ -93,3 +96,55 @@ def test_a_worker_waiting_for_temporal_stops_on_a_signal(sig: signal.Signals, tm
     finally:
         if worker.process.poll() is None:
             worker.kill()
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    try:
+        return value(scrape(url), name, **labels)
+    except OSError:
+        return 0.0  # not serving yet
+
+
+def wait_for_metric(url: str, name: str, at_least: float, worker: WorkerProcess, log: Path, **labels: str) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while metric(url, name, **labels) < at_least:
+        assert worker.process.poll() is None, f"the worker exited ({worker.process.returncode}):\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"{name}{labels} never reached {at_least}:\n{log.read_text()[-4000:]}"
+        time.sleep(0.3)
+
+
+async def test_a_try_held_by_an_unreachable_broker_shows_and_sigterm_still_stops_the_worker(
+    temporal_server: TemporalDevServer, temporal_client: Client, tmp_path: Path
+) -> None:
+    task_queue = f"health-kafka-{uuid.uuid4().hex[:8]}"
+    settings = worker_settings(temporal_server.address, task_queue, tmp_path / "task-logs").model_copy(
+        update={"kafka_bootstrap": f"{LOOPBACK}:{free_port()}", "metrics_port": free_port()}
+    )
+    url = f"http://{LOOPBACK}:{settings.metrics_port}/metrics"
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(settings, log)
+    handle = await DagRunner(temporal_client).start(
+        "slow_chain",
+        options=RunOptions(default_task_queue=task_queue, task_heartbeat_timeout_seconds=5),
+        task_queue=task_queue,
+    )
+    try:
+        # The first task ran; its event cannot go out, so its try stays open, and says so.
+        await asyncio.to_thread(wait_for_metric, url, "dagbridge_events_held_back", 1, worker, log, event="task")
+        event_id = f"{handle.id}:begin:-1:1"
+        # Three failed attempts, one warning: the warning is per held event, not per retry.
+        await asyncio.to_thread(
+            wait_for_metric, url, "dagbridge_events_failed_total", 3, worker, log, topic=settings.task_events_topic
+        )
+        warnings = [line for line in log.read_text().splitlines() if f"task event {event_id} held back" in line]
+        assert len(warnings) == 1, log.read_text()[-4000:]
+        assert "level=warning" in warnings[0]
+        assert "dag_id=slow_chain" in warnings[0] and f"run_id={handle.id.split(':', 2)[2]}" in warnings[0]
+
+        os.killpg(worker.process.pid, signal.SIGTERM)
+        # Held or not, the try is handed back to Temporal and the worker exits, long before this bound.
+        assert worker.process.wait(timeout=60) == 0, log.read_text()[-4000:]
+    finally:
+        if worker.process.poll() is None:
+            worker.kill()
+        await handle.terminate("test over")
