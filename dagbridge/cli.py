@@ -439,6 +439,8 @@ def _range_command(args: argparse.Namespace, settings: Settings, what: str) -> i
     except ReplayError as err:
         print(f"dagbridge {what}: {err}", file=sys.stderr)
         return 2
+    except ServerUnreachable:
+        raise  # main's one line, as for every command
     except (KafkaError, RPCError, RuntimeError, OSError) as err:
         print(f"dagbridge {what}: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
         return 1

@@ -40,6 +40,13 @@ def dagbridge(args: list[str], **variables: str) -> subprocess.CompletedProcess[
         (["status", "example_dag", "manual__1"], TEMPORAL, "Temporal"),
         (["runs"], TEMPORAL, "Temporal"),
         (["pause", "example_dag"], TEMPORAL, "Temporal"),
+        (
+            ["backfill", "example_dag", "--from", "2025-01-01T00:00:00+00:00", "--to", "2025-01-02T00:00:00+00:00"],
+            TEMPORAL,
+            "Temporal",
+        ),
+        (["replay", "--topic", "dag-triggers", "--from-offset", "0"], TEMPORAL, "Temporal"),
+        (["logs", "example_dag", "manual__1", "task", "--follow"], TEMPORAL, "Temporal"),
         (["trigger", "example_dag"], KAFKA, "Kafka"),
         (["events"], KAFKA, "Kafka"),
     ],
@@ -48,13 +55,17 @@ def dagbridge(args: list[str], **variables: str) -> subprocess.CompletedProcess[
 def test_a_command_names_the_server_it_cannot_reach_in_one_line(
     args: list[str], setting: str, server: str, closed_address: str, tmp_path
 ) -> None:
+    # A log to follow: `logs --follow` asks Temporal whether its try still runs.
+    log = tmp_path / "dag_id=example_dag" / "run_id=manual__1" / "task_id=task" / "attempt=1.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("a line of the try\n")
     # The other server is unreachable too: the command must name the one it needed first.
     other = KAFKA if setting == TEMPORAL else TEMPORAL
     done = dagbridge(
         args, **{setting: closed_address, other: f"{LOOPBACK}:{free_port()}"}, DAGBRIDGE_LOGS_BASE=str(tmp_path)
     )
 
-    assert done.returncode == os.EX_UNAVAILABLE, done.stderr
+    assert done.returncode == os.EX_UNAVAILABLE, (done.returncode, done.stderr, done.stdout)
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"dagbridge: cannot reach {server} at {closed_address} ("), lines[0]
