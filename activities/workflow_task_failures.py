@@ -14,6 +14,7 @@ instantiate.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -59,8 +60,26 @@ class FailedWorkflowTask:
     temporal_run_id: str
 
 
+@functools.cache
+def workflow_task_failures() -> WorkflowTaskFailures:
+    """The process's one handler, installed on the SDK's loggers at the first call.
+
+    One per process, not per worker: the loggers are the process's, and a second handler would
+    count every failure twice (tests run several workers in one process).
+    """
+    failures = WorkflowTaskFailures()
+    for name in (_INSTANCE_LOGGER, _WORKER_LOGGER):
+        logger = logging.getLogger(name)
+        logger.addHandler(failures)
+        # The metric must not depend on DAGBRIDGE_LOG_LEVEL: a failing workflow task is worth a
+        # warning at any level.
+        if not logger.isEnabledFor(logging.WARNING):
+            logger.setLevel(logging.WARNING)
+    return failures
+
+
 class WorkflowTaskFailures(logging.Handler):
-    """Counts and reports the workflow tasks that fail in this process; ``install`` it once per worker."""
+    """Counts and reports the workflow tasks that fail in this process (see ``workflow_task_failures``)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -68,19 +87,6 @@ class WorkflowTaskFailures(logging.Handler):
         # The Worker arguments that run workflows as by default, noting the IDs of each one started.
         self.workflow_runner: WorkflowRunner = _NotingRunner(SandboxedWorkflowRunner(), self)
         self.unsandboxed_workflow_runner: WorkflowRunner = _NotingRunner(UnsandboxedWorkflowRunner(), self)
-
-    def install(self) -> None:
-        for name in (_INSTANCE_LOGGER, _WORKER_LOGGER):
-            logger = logging.getLogger(name)
-            logger.addHandler(self)
-            # The metric must not depend on DAGBRIDGE_LOG_LEVEL: a failing workflow task is
-            # worth a warning at any level.
-            if not logger.isEnabledFor(logging.WARNING):
-                logger.setLevel(logging.WARNING)
-
-    def uninstall(self) -> None:
-        for name in (_INSTANCE_LOGGER, _WORKER_LOGGER):
-            logging.getLogger(name).removeHandler(self)
 
     def note(self, info: temporalio.workflow.Info) -> None:
         self._workflows[info.run_id] = (info.workflow_id, info.workflow_type)

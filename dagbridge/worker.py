@@ -24,7 +24,7 @@ from activities.schedule_sync import ScheduleSync
 from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
 from activities.triggerer import TriggererActivities
-from activities.workflow_task_failures import WorkflowTaskFailures
+from activities.workflow_task_failures import workflow_task_failures
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect_when_available, register_search_attributes
 from schemas.ids import triggers_task_queue
@@ -72,8 +72,7 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
     views = SchedulerViews(loader)
     schedule_activities = ScheduleActivities(client, views)
     # Failing workflow tasks are retried for ever without a word in the run's result: count and name them.
-    failures = WorkflowTaskFailures()
-    failures.install()
+    failures = workflow_task_failures()
     if not events.enabled:
         log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
     # Everything imported so far lives as long as the process: keep it out of the collector's
@@ -150,4 +149,3 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
     finally:
         pool.shutdown()
         await events.close()
-        failures.uninstall()

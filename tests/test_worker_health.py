@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from schemas.runs import RunOptions
 from schemas.settings import Settings
@@ -148,3 +149,35 @@ async def test_a_try_held_by_an_unreachable_broker_shows_and_sigterm_still_stops
         if worker.process.poll() is None:
             worker.kill()
         await handle.terminate("test over")
+
+
+async def test_a_dag_run_whose_workflow_task_fails_is_counted_and_named_by_the_worker(tmp_path: Path) -> None:
+    # A server of its own: the run's history has failed workflow tasks, which must not go to the
+    # session's replay check.
+    with TemporalDevServer(tmp_path) as server:
+        task_queue = "health-failing-task"
+        settings = worker_settings(server.address, task_queue, tmp_path / "task-logs").model_copy(
+            update={"metrics_port": free_port()}
+        )
+        url = f"http://{LOOPBACK}:{settings.metrics_port}/metrics"
+        log = tmp_path / "worker.log"
+        worker = WorkerProcess(settings, log)
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        # A serialized DAG without its "dag" object: the DAG-run workflow's code raises a KeyError
+        # reading it, which fails the workflow task (not the run), again at every retry.
+        handle = await DagRunner(client).start(
+            "only_empty",
+            serialized_dag={"not a serialized dag": True},
+            options=RunOptions(default_task_queue=task_queue),
+            task_queue=task_queue,
+        )
+        try:
+            await asyncio.to_thread(
+                wait_for_metric, url, "dagbridge_workflow_task_failures_total", 1, worker, log, error_type="KeyError"
+            )
+            [warning, *_] = [line for line in log.read_text().splitlines() if "workflow task of" in line]
+            assert f"{handle.id} (Temporal run " in warning and "failed with KeyError" in warning, warning
+            assert "level=warning" in warning and "dag_id=only_empty" in warning, warning
+        finally:
+            await handle.terminate("test over")
+            worker.terminate()

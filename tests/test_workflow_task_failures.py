@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities.workflow_task_failures import WorkflowTaskFailures
+from activities.workflow_task_failures import WorkflowTaskFailures, workflow_task_failures
 from schemas.ids import dag_run_workflow_id
 from tests.failing_workflows import RELEASE, HoldsItsThread, RaisesInWorkflowCode
 from tests.servers import TemporalDevServer
@@ -45,8 +45,7 @@ async def temporal_client(temporal_server: TemporalDevServer) -> Client:
 async def failing_worker(temporal_client: Client) -> AsyncIterator[WorkflowTaskFailures]:
     """A worker wired as dagbridge's: the failure handler installed, its runners in the Worker."""
     RELEASE.clear()
-    failures = WorkflowTaskFailures()
-    failures.install()
+    failures = workflow_task_failures()
     worker = Worker(
         temporal_client,
         task_queue=TASK_QUEUE,
@@ -61,7 +60,6 @@ async def failing_worker(temporal_client: Client) -> AsyncIterator[WorkflowTaskF
             RELEASE.set()
     finally:
         RELEASE.set()
-        failures.uninstall()
 
 
 async def until_counted(error_type: str, above: float) -> None:
