@@ -36,6 +36,12 @@ EVENTS_FAILED = Counter(
     "Attempts to publish a task or run event that Kafka did not acknowledge (the activity retries them).",
     ["topic"],
 )
+EVENTS_HELD_BACK = Gauge(
+    "dagbridge_events_held_back",
+    "Events of ended tries that Kafka (or Temporal, for asset events) has not taken yet: each holds its "
+    "try open on this worker, retrying, so the run waits. By event: task, or asset (a try's asset events).",
+    ["event"],
+)
 DAG_RUNS_FINISHED = Counter(
     "dagbridge_dag_runs_finished",
     "DAG runs that ended, by final state (success or failed), counted when the run event is out.",
@@ -67,4 +73,10 @@ BUSY_TASK_PROCESSES = Gauge(
 WAITING_TRIGGERS = Gauge(
     "dagbridge_waiting_triggers",
     "Triggers of deferred tasks this worker's triggerer runs now, waiting for their first event.",
+)
+WORKFLOW_TASK_FAILURES = Counter(
+    "dagbridge_workflow_task_failures",
+    "Workflow tasks that failed on this worker, by the error's type (e.g. DeadlockError, or an exception "
+    "raised in workflow code); Temporal retries them for ever and the run does not progress meanwhile.",
+    ["error_type"],
 )

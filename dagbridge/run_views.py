@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.temporal import connect
@@ -24,14 +24,6 @@ class RunViewError(RuntimeError):
     """The command cannot answer; the message is the one line to show."""
 
 
-async def connected(settings: Settings) -> Client:
-    """A client, or ``RunViewError`` naming the address when Temporal cannot be reached."""
-    try:
-        return await connect(settings)
-    except RuntimeError as err:
-        raise RunViewError(f"cannot reach Temporal at {settings.temporal_address}: {err}") from None
-
-
 def runs_query(dag_id: str | None, state: str | None) -> str:
     """The visibility query of ``dagbridge runs``; raises ``RunViewError`` on a DAG id or state that cannot match."""
     clauses = [f"WorkflowType = '{DAG_RUN_WORKFLOW}'", "ExecutionStatus != 'ContinuedAsNew'"]
@@ -46,7 +38,7 @@ def runs_query(dag_id: str | None, state: str | None) -> str:
 
 async def list_runs(settings: Settings, dag_id: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
     """The newest runs first, each with its search attributes and times."""
-    client = await connected(settings)
+    client = await connect(settings)
     runs = []
     async for execution in client.list_workflows(runs_query(dag_id, state), limit=limit):
         attributes = execution.typed_search_attributes
@@ -78,7 +70,7 @@ async def run_status(settings: Settings, dag_id: str, run_id: str) -> dict[str, 
     A closed run that did not complete answers the query by replay, so a worker must be up.
     Raises ``RunViewError`` when there is no such run or the query cannot be answered.
     """
-    client = await connected(settings)
+    client = await connect(settings)
     handle = client.get_workflow_handle(dag_run_workflow_id(dag_id, run_id), result_type=DagRunResult)
     try:
         description = await handle.describe()

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy.orm import configure_mappers
+from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 import airflow_adapter
@@ -23,8 +24,9 @@ from activities.schedule_sync import ScheduleSync
 from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
 from activities.triggerer import TriggererActivities
+from activities.workflow_task_failures import workflow_task_failures
 from infra.metrics_server import serve_metrics
-from infra.temporal import connect, register_search_attributes
+from infra.temporal import connect_when_available, register_search_attributes
 from schemas.ids import triggers_task_queue
 from schemas.settings import Settings
 from workflows.asset_schedule import AssetScheduleWorkflow
@@ -49,7 +51,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     configure_mappers()
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
-    client = await connect(settings)
+    try:
+        # A worker started while Temporal is down (or restarting) waits for it, as the bridge does.
+        client = await connect_when_available(settings, stop)
+        if client is not None:
+            await _serve(settings, client, stop, ready)
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+
+
+async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
     await register_search_attributes(client)
     pool = TaskProcessPool(settings)
     await asyncio.to_thread(pool.start)
@@ -59,6 +71,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     limit_activities = LimitActivities(client, PoolSizes(settings.pools), settings)
     views = SchedulerViews(loader)
     schedule_activities = ScheduleActivities(client, views)
+    # Failing workflow tasks are retried for ever without a word in the run's result: count and name them.
+    failures = workflow_task_failures()
     if not events.enabled:
         log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
     # Everything imported so far lives as long as the process: keep it out of the collector's
@@ -73,6 +87,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 client,
                 task_queue=settings.task_queue,
                 workflows=[DagRunWorkflow, DagScheduleWorkflow, BackfillWorkflow, AssetScheduleWorkflow],
+                workflow_runner=failures.workflow_runner,
+                unsandboxed_workflow_runner=failures.unsandboxed_workflow_runner,
                 activities=[
                     DagActivities(loader).load_serialized_dag,
                     TaskActivities(pool, events=events, assets=AssetEventRouter(settings, loader, events)).run_task_try,
@@ -98,6 +114,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 client,
                 task_queue=settings.limits_task_queue,
                 workflows=[ConcurrencyLimitWorkflow],
+                workflow_runner=failures.workflow_runner,
+                unsandboxed_workflow_runner=failures.unsandboxed_workflow_runner,
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
@@ -131,5 +149,3 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     finally:
         pool.shutdown()
         await events.close()
-        if metrics_server is not None:
-            metrics_server.close()
