@@ -172,6 +172,7 @@ def run_result_json(result: DagRunResult) -> dict[str, Any]:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from temporalio.client import WorkflowFailureError
 
+    from dagbridge.run_views import result_or_stuck_notice
     from infra.temporal import connect, run_options, start_dag_run
 
     now = datetime.now(tz=UTC)
@@ -188,7 +189,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         client = await connect(settings)
         handle = await start_dag_run(client, request, settings.task_queue, trigger_source="cli")
         try:
-            return run_result_json(await handle.result())
+            return run_result_json(await result_or_stuck_notice(handle, request.dag_id, request.run_id))
         except WorkflowFailureError as err:
             cause = err.cause
             message = getattr(cause, "message", None) or str(cause)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +18,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from dagbridge.run_views import result_or_stuck_notice
 from schemas.runs import RunOptions
 from schemas.settings import Settings
 from tests.harness import TEST_DAGS, DagRunner
@@ -151,7 +154,19 @@ async def test_a_try_held_by_an_unreachable_broker_shows_and_sigterm_still_stops
         await handle.terminate("test over")
 
 
-async def test_a_dag_run_whose_workflow_task_fails_is_counted_and_named_by_the_worker(tmp_path: Path) -> None:
+def _wait_for_output(capfd: pytest.CaptureFixture[str], expected: str) -> None:
+    """Wait until the test's own stderr holds ``expected``, for PATIENCE_SECONDS at most."""
+    seen = ""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while expected not in seen:
+        assert time.monotonic() < deadline, f"never printed {expected!r}; printed {seen!r}"
+        time.sleep(0.5)
+        seen += capfd.readouterr().err
+
+
+async def test_a_dag_run_whose_workflow_task_fails_is_counted_named_and_shown_stuck(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     # A server of its own: the run's history has failed workflow tasks, which must not go to the
     # session's replay check.
     with TemporalDevServer(tmp_path) as server:
@@ -178,6 +193,23 @@ async def test_a_dag_run_whose_workflow_task_fails_is_counted_and_named_by_the_w
             [warning, *_] = [line for line in log.read_text().splitlines() if "workflow task of" in line]
             assert f"{handle.id} (Temporal run " in warning and "failed with KeyError" in warning, warning
             assert "level=warning" in warning and "dag_id=only_empty" in warning, warning
+
+            # Whoever waits for the run, or asks for its status, learns that it is stuck and why.
+            run_id = handle.id.split(":", 2)[2]
+            waiting = asyncio.ensure_future(result_or_stuck_notice(handle, "only_empty", run_id))
+            notice = f"dagbridge: DAG run only_empty {run_id} is stuck: its workflow task has been tried"
+            await asyncio.to_thread(_wait_for_output, capfd, notice)
+            waiting.cancel()
+            status = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "dagbridge.cli", "status", "only_empty", run_id],
+                env={**os.environ, "DAGBRIDGE_TEMPORAL_ADDRESS": server.address},
+                capture_output=True,
+                text=True,
+                timeout=PATIENCE_SECONDS,
+            )
+            assert status.stdout.startswith(f"only_empty {run_id}: stuck"), status
+            assert "KeyError" in status.stdout, status.stdout
         finally:
             await handle.terminate("test over")
             worker.terminate()
