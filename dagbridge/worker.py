@@ -27,6 +27,7 @@ from activities.triggerer import TriggererActivities
 from activities.workflow_task_failures import workflow_task_failures
 from infra.metrics_server import serve_metrics
 from infra.temporal import connect_when_available, register_search_attributes
+from infra.workflow_activations import never_interrupt_activations
 from schemas.ids import triggers_task_queue
 from schemas.settings import Settings
 from workflows.asset_schedule import AssetScheduleWorkflow
@@ -108,6 +109,7 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(worker)
             # Every worker serves the limits, whatever its own task queue: a limit is shared by
             # runs on all queues and must outlive any one worker.
             limits_worker = Worker(
@@ -119,6 +121,7 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(limits_worker)
             triggerer_comms.install(client)
             # The triggerer: async activities only, so a waiting trigger costs a coroutine on this
             # event loop, never a task process or a thread.
