@@ -14,7 +14,8 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
 the cost per task as a DAG grows (benchmarks/scale_mode.py), ``--mode schedule`` the delay from
 a tick to the first task with 200 DAGs scheduled on one worker (benchmarks/schedule_mode.py),
 ``--mode routes`` routed records/s against the plain trigger topic's (benchmarks/routes_mode.py),
-``--mode deferrable`` deferred tasks waiting on the triggerer (benchmarks/deferrable_mode.py).
+``--mode deferrable`` deferred tasks waiting on the triggerer (benchmarks/deferrable_mode.py),
+``--mode soak`` memory and latency over minutes at a steady trigger rate (benchmarks/soak_mode.py).
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ if __name__ == "__main__":
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
     parser.add_argument(
         "--mode",
-        choices=["engine", "kafka", "routes", "scale", "schedule", "deferrable"],
+        choices=["engine", "kafka", "routes", "scale", "schedule", "deferrable", "soak"],
         default="engine",
         help="what to measure",
     )
@@ -236,6 +237,8 @@ if __name__ == "__main__":
     parser.add_argument("--period", type=int, default=60, help="schedule mode: seconds between ticks")
     parser.add_argument("--ticks", type=int, default=3, help="schedule mode: ticks of every DAG")
     parser.add_argument("--waiting", type=int, default=1000, help="deferrable mode: deferred tasks waiting at once")
+    parser.add_argument("--minutes", type=float, default=10.0, help="soak mode: how long triggers are produced")
+    parser.add_argument("--rate", type=float, default=2.0, help="soak mode: triggers produced per second")
     args = parser.parse_args()
     if args.mode == "kafka":
         # Imported here: kafka_mode imports this module's helpers.
@@ -254,6 +257,10 @@ if __name__ == "__main__":
         from benchmarks import deferrable_mode
 
         asyncio.run(deferrable_mode.main(args.waiting, args.task_processes))
+    elif args.mode == "soak":
+        from benchmarks import soak_mode
+
+        soak_mode.main(soak_mode.SoakArgs(args.minutes, args.rate, args.task_processes))
     elif args.mode == "scale":
         from benchmarks import scale_mode
 

@@ -118,6 +118,13 @@ class _ServerProcess(ABC):
         """Whether the server process is alive (it may not be ready yet)."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The server's process ID; raises ``RuntimeError`` when it was not started."""
+        if self._proc is None:
+            raise RuntimeError(f"{self._name} was not started")
+        return self._proc.pid
+
     def start(self) -> Self:
         """Spawn the server and block until a client can really use it."""
         if self.running:

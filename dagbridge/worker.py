@@ -104,6 +104,9 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
                 max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
+                # On SIGTERM running tries get this long to end before they are stopped and
+                # handed back to Temporal (then retried elsewhere as the same Airflow try).
+                graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
                 # Pollers that follow the load keep a poll waiting when a task arrives, so tasks
                 # are matched (and activities dispatched eagerly) instead of queued.
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),

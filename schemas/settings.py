@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     task_heartbeat_timeout_seconds: float = Field(
         default=30, gt=0, description="A task try whose worker is silent this long is retried elsewhere"
     )
+    shutdown_grace_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM the worker stops taking work and gives its running task tries this long to "
+        "end; then it stops them and Temporal hands them to another worker (waiting triggers go at once)",
+    )
     pools: dict[str, int] = Field(
         default_factory=dict,
         description='Airflow pools as a JSON object, name -> slots (-1: unlimited), e.g. {"db": 4}; '

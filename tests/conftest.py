@@ -64,6 +64,8 @@ def worker_settings(temporal_server: TemporalDevServer, task_logs: Path) -> Sett
         task_processes=2,
         task_heartbeat_timeout_seconds=5,
         limit_holder_check_seconds=1,
+        # Tests that stop a worker mid-try mean to stop it there (the graceful stop has a test of its own).
+        shutdown_grace_seconds=0,
         # The test DAGs have no schedules; schedule tests run their own workers on their own folders.
         schedule_sync_seconds=0,
     )
