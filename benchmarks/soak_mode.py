@@ -173,6 +173,8 @@ async def run(settings: Settings, logs: Path, args: SoakArgs, servers: dict[str,
         dags_folder=str(ROOT / "benchmarks" / "dags"),
         task_processes=str(args.task_processes),
         consumer_group=f"soak-{uuid.uuid4().hex}",
+        # The runs still going when the soak ends are dropped with it: no grace period to wait out.
+        shutdown_grace_seconds="0",
     )
     client = await Client.connect(settings.temporal_address, data_converter=pydantic_data_converter)
     with (
