@@ -63,8 +63,11 @@ def record_callback_failures(dag_id: str, level: str, callbacks: list[str]) -> N
 BUSY_TASK_PROCESSES = Gauge(
     "dagbridge_busy_task_processes",
     "Task processes of this worker running a task try now; a deferred task holds none while it waits.",
+    # With several worker processes, /metrics shows the sum over the live ones.
+    multiprocess_mode="livesum",
 )
 WAITING_TRIGGERS = Gauge(
     "dagbridge_waiting_triggers",
     "Triggers of deferred tasks this worker's triggerer runs now, waiting for their first event.",
+    multiprocess_mode="livesum",
 )
