@@ -8,7 +8,11 @@ as plain activities, benchmarks/baseline.py) as separate processes, then prints:
 - inter-task latency: a task try ended -> the next task of the chain started
 - DAG runs/s and tasks/s with many runs in flight at once
 
-    python benchmarks/benchmark.py [--runs 20] [--concurrency 20]
+    python benchmarks/benchmark.py [--runs 20] [--concurrency 20] [--worker-processes 1,2]
+
+The dagbridge figures are measured once per worker-process count (``dagbridge worker`` with
+``DAGBRIDGE_WORKER_PROCESSES``, default 1 and one per core), each next to plain Temporal's in
+the same rounds, then the concurrent runs/s of each count side by side.
 
 ``--mode kafka`` measures the Kafka bridge instead (benchmarks/kafka_mode.py), ``--mode scale``
 the cost per task as a DAG grows (benchmarks/scale_mode.py), ``--mode schedule`` the delay from
@@ -34,6 +38,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -42,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baseline import BaselineChain, BaselineFanOut  # noqa: E402
 from dagbridge.local_stack import TemporalDevServer  # noqa: E402
+from dagbridge.worker_processes import available_cores  # noqa: E402
 from infra.temporal import start_dag_run  # noqa: E402
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions  # noqa: E402
 
@@ -63,6 +71,37 @@ class Figures:
     fan_out: list[Sample]
     runs_per_second: float
     tasks_per_second: float
+    # CPU of the concurrent chains per run: the target's worker processes (task processes
+    # included), and the Temporal server's over the same interval.
+    worker_cpu_ms_per_run: float = float("nan")
+    server_cpu_ms_per_run: float = float("nan")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """``/proc/<pid>/stat`` after the command name (which may hold spaces): state is index 0."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time used by ``root`` and its descendants, those alive and those they reaped (Linux)."""
+    parents: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = _stat_fields(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            stats[int(entry.name)] = fields
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    ticks, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        if pid in stats:
+            # utime, stime, cutime, cstime
+            ticks += sum(int(value) for value in stats[pid][11:15])
+        pending += parents.get(pid, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def sample(submitted: datetime, finished: datetime, spans: list[Span], chained: bool) -> Sample:
@@ -118,8 +157,18 @@ class BaselineTarget:
         return await self._run(BaselineFanOut.run, 50)
 
 
-async def measure(targets: list[DagbridgeTarget | BaselineTarget], runs: int, concurrency: int) -> list[Figures]:
-    """Sample the targets in turn, so a change in the machine's load affects them alike."""
+async def measure(
+    targets: list[DagbridgeTarget | BaselineTarget],
+    runs: int,
+    concurrency: int,
+    worker_pids: list[int] | None = None,
+    server_pid: int | None = None,
+) -> list[Figures]:
+    """Sample the targets in turn, so a change in the machine's load affects them alike.
+
+    With ``worker_pids`` (one per target) and ``server_pid``, the concurrent chains' figures
+    carry the CPU each worker's process tree and the server spent per run.
+    """
     chains: list[list[Sample]] = [[] for _ in targets]
     fan_outs: list[list[Sample]] = [[] for _ in targets]
     for target in targets:
@@ -132,12 +181,18 @@ async def measure(targets: list[DagbridgeTarget | BaselineTarget], runs: int, co
             samples.append(sample(*(await target.fan_out()), chained=False))
 
     figures = []
-    for target, chain, fan_out in zip(targets, chains, fan_outs, strict=True):
+    for index, (target, chain, fan_out) in enumerate(zip(targets, chains, fan_outs, strict=True)):
+        worker_pid = worker_pids[index] if worker_pids else None
+        cpu_before = [tree_cpu_seconds(pid) if pid else 0.0 for pid in (worker_pid, server_pid)]
         started = time.perf_counter()
         results = await asyncio.gather(*(target.chain() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu = [
+            (tree_cpu_seconds(pid) - before) * 1000 / concurrency if pid else float("nan")
+            for pid, before in zip((worker_pid, server_pid), cpu_before, strict=True)
+        ]
         tasks = sum(len(spans) for _, _, spans in results)
-        figures.append(Figures(chain, fan_out, concurrency / elapsed, tasks / elapsed))
+        figures.append(Figures(chain, fan_out, concurrency / elapsed, tasks / elapsed, *cpu))
     return figures
 
 
@@ -167,15 +222,26 @@ def report(dagbridge: Figures, baseline: Figures, runs: int, concurrency: int) -
         f"{baseline.runs_per_second:17.1f}",
         f"{f'{concurrency} concurrent chains: tasks/s':<34}{dagbridge.tasks_per_second:17.1f}   "
         f"{baseline.tasks_per_second:17.1f}",
+        f"{'  CPU per run: worker, ms':<34}{dagbridge.worker_cpu_ms_per_run:17.1f}   "
+        f"{baseline.worker_cpu_ms_per_run:17.1f}",
+        f"{'  CPU per run: Temporal server, ms':<34}{dagbridge.server_cpu_ms_per_run:17.1f}   "
+        f"{baseline.server_cpu_ms_per_run:17.1f}",
         f"({runs} sequential chain runs per side, {os.cpu_count()} CPUs)",
     ]
     return "\n".join(lines)
 
 
 def start_dagbridge_worker(
-    address: str, logs: Path, task_processes: int, extra_env: dict[str, str] | None = None
+    address: str,
+    logs: Path,
+    task_processes: int,
+    extra_env: dict[str, str] | None = None,
+    worker_processes: int = 1,
 ) -> subprocess.Popen:
-    """A ``dagbridge worker`` for the benchmark DAGs, without a broker: engine figures, no events."""
+    """A ``dagbridge worker`` for the benchmark DAGs, without a broker: engine figures, no events.
+
+    One worker process unless asked: the figures of the other modes stay comparable with earlier runs.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "dagbridge.cli", "worker"],
         env={
@@ -185,36 +251,98 @@ def start_dagbridge_worker(
             "DAGBRIDGE_TASK_QUEUE": DAG_QUEUE,
             "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
             "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
+            "DAGBRIDGE_WORKER_PROCESSES": str(worker_processes),
             "DAGBRIDGE_KAFKA_BOOTSTRAP": "",
             **(extra_env or {}),
         },
-        stdout=(logs / "dagbridge-worker.log").open("wb"),
+        stdout=(logs / f"dagbridge-worker-{worker_processes}.log").open("ab"),
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
 
 
-async def main(runs: int, concurrency: int, task_processes: int) -> None:
+async def wait_for_pollers(client: Client, queue: str, count: int, timeout: float = 300) -> None:
+    """Wait until ``count`` distinct workers poll ``queue``'s workflow tasks, so no figure pays for a start."""
+    deadline = time.monotonic() + timeout
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    while True:
+        response = await client.workflow_service.describe_task_queue(request)
+        # The server remembers pollers for a while after they left: count live processes only.
+        if len({poller.identity for poller in response.pollers if _alive(poller.identity)}) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} workers did not poll {queue} within {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+def _alive(identity: str) -> bool:
+    """Whether the process behind a worker identity (the SDK's ``pid@host``) of this machine still runs."""
+    pid, _, _ = identity.partition("@")
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    return True
+
+
+def processes_report(rows: list[tuple[int, Figures, Figures]], concurrency: int) -> str:
+    lines = [f"{concurrency} concurrent chains by worker processes (plain Temporal: one process, same rounds)"]
+    for count, dagbridge, baseline in rows:
+        lines.append(
+            f"  {count} worker process{'es' if count > 1 else '':<2} {dagbridge.runs_per_second:6.1f} runs/s "
+            f"{dagbridge.tasks_per_second:7.1f} tasks/s {dagbridge.worker_cpu_ms_per_run:6.0f} ms CPU/run   "
+            f"plain Temporal {baseline.runs_per_second:6.1f} runs/s"
+        )
+    return "\n".join(lines)
+
+
+async def main(runs: int, concurrency: int, task_processes: int, worker_processes: list[int]) -> None:
     logs = Path(tempfile.mkdtemp(prefix="dagbridge-bench-"))
     with TemporalDevServer(logs) as server:
-        workers = [
-            start_dagbridge_worker(server.address, logs, task_processes),
-            subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.baseline", server.address, BASELINE_QUEUE],
-                stdout=(logs / "baseline-worker.log").open("wb"),
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            ),
-        ]
+        baseline_worker = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.baseline", server.address, BASELINE_QUEUE],
+            stdout=(logs / "baseline-worker.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        rows = []
         try:
             client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-            dagbridge, baseline = await measure([DagbridgeTarget(client), BaselineTarget(client)], runs, concurrency)
-            print(report(dagbridge, baseline, runs, concurrency))
-            print(f"(server and worker logs in {logs})")
+            for count in worker_processes:
+                # The same machine total of task processes, shared out among the worker processes.
+                worker = start_dagbridge_worker(server.address, logs, task_processes, worker_processes=count)
+                try:
+                    await wait_for_pollers(client, DAG_QUEUE, count)
+                    dagbridge, baseline = await measure(
+                        [DagbridgeTarget(client), BaselineTarget(client)],
+                        runs,
+                        concurrency,
+                        worker_pids=[worker.pid, baseline_worker.pid],
+                        server_pid=server.pid,
+                    )
+                finally:
+                    worker.terminate()
+                    worker.wait(timeout=60)
+                print(f"--- dagbridge worker with {count} worker process{'es' if count > 1 else ''}")
+                print(report(dagbridge, baseline, runs, concurrency))
+                rows.append((count, dagbridge, baseline))
+            print(processes_report(rows, concurrency))
+            load = ", ".join(f"{figure:.2f}" for figure in os.getloadavg())
+            print(f"(load average at the end {load}; server and worker logs in {logs})")
         finally:
-            for worker in workers:
-                worker.terminate()
-                worker.wait(timeout=30)
+            baseline_worker.terminate()
+            baseline_worker.wait(timeout=30)
+
+
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of process counts, each at least 1")
+    return counts
 
 
 if __name__ == "__main__":
@@ -222,6 +350,13 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=20, help="sequential runs of the chain per side")
     parser.add_argument("--concurrency", type=int, default=20, help="runs in flight for the throughput figure")
     parser.add_argument("--task-processes", type=int, default=4, help="task processes of the dagbridge worker")
+    cores = available_cores()
+    parser.add_argument(
+        "--worker-processes",
+        type=_counts,
+        default=[1] if cores == 1 else [1, cores],
+        help=f"engine mode: the worker process counts to measure in turn (default: 1 and this machine's {cores} cores)",
+    )
     parser.add_argument(
         "--mode",
         choices=["engine", "kafka", "routes", "scale", "schedule", "deferrable"],
@@ -259,4 +394,4 @@ if __name__ == "__main__":
 
         scale_mode.main([int(size) for size in args.sizes.split(",")], not args.no_mapping, args.task_processes)
     else:
-        asyncio.run(main(args.runs, args.concurrency, args.task_processes))
+        asyncio.run(main(args.runs, args.concurrency, args.task_processes, args.worker_processes))
