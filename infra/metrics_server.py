@@ -49,15 +49,14 @@ def serve_metrics(settings: Settings) -> MetricsServer | None:
 
     Call it before connecting to Temporal: only clients created afterwards report SDK metrics.
     Port 0 binds a free port; the returned server tells which. A process of a multi-process
-    worker (``PROMETHEUS_MULTIPROC_DIR`` set) serves nothing: it records into that folder, and
-    its supervisor serves the folder (``serve_multiprocess_metrics``).
+    worker (no port, ``PROMETHEUS_MULTIPROC_DIR`` set) serves nothing: it records into that
+    folder, and its supervisor serves the folder (``serve_multiprocess_metrics``).
     """
     # The *_created series double what is exposed and no dashboard or alert reads them.
     disable_created_metrics()
-    if os.environ.get(MULTIPROCESS_DIRECTORY_ENV):
-        temporal_metrics.install(multiprocess=True)
-        return None
     if settings.metrics_port is None:
+        if os.environ.get(MULTIPROCESS_DIRECTORY_ENV):
+            temporal_metrics.install(multiprocess=True)
         return None
     temporal_metrics.install()
     server, thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
