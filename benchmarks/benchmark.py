@@ -51,6 +51,7 @@ from benchmarks.baseline import BaselineChain, BaselineFanOut  # noqa: E402
 from dagbridge.local_stack import TemporalDevServer  # noqa: E402
 from dagbridge.worker_processes import available_cores  # noqa: E402
 from infra.temporal import start_dag_run  # noqa: E402
+from schemas.names import CONCURRENCY_LIMIT_WORKFLOW  # noqa: E402
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions  # noqa: E402
 
 DAG_QUEUE = "bench-dagbridge"
@@ -118,6 +119,13 @@ class DagbridgeTarget:
         self.client = client
 
     async def run(self, dag_id: str) -> tuple[datetime, datetime, list[Span]]:
+        submitted, finished, spans, _ = await self._run(dag_id)
+        return submitted, finished, spans
+
+    async def chain_workflow_id(self) -> str:
+        return (await self._run("bench_chain"))[3]
+
+    async def _run(self, dag_id: str) -> tuple[datetime, datetime, list[Span], str]:
         request = DagRunRequest(
             dag_id=dag_id,
             run_id=f"bench__{uuid.uuid4().hex}",
@@ -129,7 +137,7 @@ class DagbridgeTarget:
         result: DagRunResult = await handle.result()
         finished = datetime.now(UTC)
         assert result.state == "success", result
-        return submitted, finished, [(ti.start_date, ti.end_date) for ti in result.task_instances]
+        return submitted, finished, [(ti.start_date, ti.end_date) for ti in result.task_instances], handle.id
 
     async def chain(self) -> tuple[datetime, datetime, list[Span]]:
         return await self.run("bench_chain")
@@ -142,13 +150,20 @@ class BaselineTarget:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    async def _run(self, workflow_run, arg: int) -> tuple[datetime, datetime, list[Span]]:
+    async def _run(
+        self, workflow_run, arg: int, workflow_id: str | None = None
+    ) -> tuple[datetime, datetime, list[Span]]:
         submitted = datetime.now(UTC)
         spans = await self.client.execute_workflow(
-            workflow_run, arg, id=f"baseline-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE
+            workflow_run, arg, id=workflow_id or f"baseline-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE
         )
         finished = datetime.now(UTC)
         return submitted, finished, [(started, ended) for _, started, ended in spans]
+
+    async def chain_workflow_id(self) -> str:
+        workflow_id = f"baseline-{uuid.uuid4().hex}"
+        await self._run(BaselineChain.run, 3, workflow_id)
+        return workflow_id
 
     async def chain(self) -> tuple[datetime, datetime, list[Span]]:
         return await self._run(BaselineChain.run, 3)
@@ -194,6 +209,39 @@ async def measure(
         tasks = sum(len(spans) for _, _, spans in results)
         figures.append(Figures(chain, fan_out, concurrency / elapsed, tasks / elapsed, *cpu))
     return figures
+
+
+@dataclass
+class HistoryFootprint:
+    """What one 3-task chain costs the server, read from histories: the basis of shard sizing."""
+
+    run_events: int
+    workflow_tasks: int
+    limit_events: int
+
+
+async def history_footprint(client: Client, target: DagbridgeTarget | BaselineTarget) -> HistoryFootprint:
+    """Run one chain alone and count its history events and the events it added to limit workflows."""
+    query = f"WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
+    limit_ids = [execution.id async for execution in client.list_workflows(query)]
+
+    async def limit_events() -> int:
+        return sum(
+            (
+                await client.get_workflow_handle(workflow_id).describe()
+            ).raw_description.workflow_execution_info.history_length
+            for workflow_id in limit_ids
+        )
+
+    before = await limit_events()
+    workflow_id = await target.chain_workflow_id()
+    after = await limit_events()
+    events = [event async for event in client.get_workflow_handle(workflow_id).fetch_history_events()]
+    return HistoryFootprint(
+        run_events=len(events),
+        workflow_tasks=sum(1 for event in events if event.HasField("workflow_task_completed_event_attributes")),
+        limit_events=after - before,
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -324,11 +372,19 @@ async def main(runs: int, concurrency: int, task_processes: int, worker_processe
                         worker_pids=[worker.pid, baseline_worker.pid],
                         server_pid=server.pid,
                     )
+                    targets = (DagbridgeTarget(client), BaselineTarget(client))
+                    footprints = [await history_footprint(client, target) for target in targets]
                 finally:
                     worker.terminate()
                     worker.wait(timeout=60)
                 print(f"--- dagbridge worker with {count} worker process{'es' if count > 1 else ''}")
                 print(report(dagbridge, baseline, runs, concurrency))
+                ours, plain = footprints
+                print(
+                    f"one 3-task chain alone: {ours.run_events} history events, {ours.workflow_tasks} workflow tasks, "
+                    f"{ours.limit_events} events on limit workflows (plain Temporal: {plain.run_events} events, "
+                    f"{plain.workflow_tasks} workflow tasks)"
+                )
                 rows.append((count, dagbridge, baseline))
             print(processes_report(rows, concurrency))
             load = ", ".join(f"{figure:.2f}" for figure in os.getloadavg())
