@@ -222,16 +222,12 @@ class HistoryFootprint:
 
 async def history_footprint(client: Client, target: DagbridgeTarget | BaselineTarget) -> HistoryFootprint:
     """Run one chain alone and count its history events and the events it added to limit workflows."""
-    query = f"WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}'"
+    query = f"WorkflowType = '{CONCURRENCY_LIMIT_WORKFLOW}' AND ExecutionStatus = 'Running'"
     limit_ids = [execution.id async for execution in client.list_workflows(query)]
 
     async def limit_events() -> int:
-        return sum(
-            (
-                await client.get_workflow_handle(workflow_id).describe()
-            ).raw_description.workflow_execution_info.history_length
-            for workflow_id in limit_ids
-        )
+        descriptions = [await client.get_workflow_handle(workflow_id).describe() for workflow_id in limit_ids]
+        return sum(d.raw_description.workflow_execution_info.history_length for d in descriptions)
 
     before = await limit_events()
     workflow_id = await target.chain_workflow_id()
