@@ -115,8 +115,9 @@ def sample(submitted: datetime, finished: datetime, spans: list[Span], chained: 
 
 
 class DagbridgeTarget:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, queue: str = DAG_QUEUE) -> None:
         self.client = client
+        self.queue = queue
 
     async def run(self, dag_id: str) -> tuple[datetime, datetime, list[Span]]:
         submitted, finished, spans, _ = await self._run(dag_id)
@@ -130,10 +131,10 @@ class DagbridgeTarget:
             dag_id=dag_id,
             run_id=f"bench__{uuid.uuid4().hex}",
             logical_date=datetime.now(UTC),
-            options=RunOptions(default_task_queue=DAG_QUEUE),
+            options=RunOptions(default_task_queue=self.queue),
         )
         submitted = datetime.now(UTC)
-        handle = await start_dag_run(self.client, request, DAG_QUEUE)
+        handle = await start_dag_run(self.client, request, self.queue)
         result: DagRunResult = await handle.result()
         finished = datetime.now(UTC)
         assert result.state == "success", result
@@ -280,7 +281,9 @@ def start_dagbridge_worker(
     logs: Path,
     task_processes: int,
     extra_env: dict[str, str] | None = None,
+    *,
     worker_processes: int = 1,
+    queue: str = DAG_QUEUE,
 ) -> subprocess.Popen:
     """A ``dagbridge worker`` for the benchmark DAGs, without a broker: engine figures, no events.
 
@@ -292,7 +295,7 @@ def start_dagbridge_worker(
             **os.environ,
             "AIRFLOW_HOME": str(logs / "airflow-home"),
             "DAGBRIDGE_TEMPORAL_ADDRESS": address,
-            "DAGBRIDGE_TASK_QUEUE": DAG_QUEUE,
+            "DAGBRIDGE_TASK_QUEUE": queue,
             "DAGBRIDGE_DAGS_FOLDER": str(ROOT / "benchmarks" / "dags"),
             "DAGBRIDGE_TASK_PROCESSES": str(task_processes),
             "DAGBRIDGE_WORKER_PROCESSES": str(worker_processes),
@@ -344,7 +347,7 @@ def processes_report(rows: list[tuple[int, Figures, Figures]], concurrency: int)
     return "\n".join(lines)
 
 
-async def main(runs: int, concurrency: int, task_processes: int, worker_processes: list[int]) -> None:
+async def main(runs: int, concurrency: int, task_processes: int, worker_processes: list[int], rounds: int = 3) -> None:
     logs = Path(tempfile.mkdtemp(prefix="dagbridge-bench-"))
     with TemporalDevServer(logs) as server:
         baseline_worker = subprocess.Popen(
@@ -383,11 +386,84 @@ async def main(runs: int, concurrency: int, task_processes: int, worker_processe
                 )
                 rows.append((count, dagbridge, baseline))
             print(processes_report(rows, concurrency))
+            if len(worker_processes) > 1:
+                print(
+                    await compare_processes(
+                        client,
+                        server,
+                        logs,
+                        task_processes=task_processes,
+                        counts=worker_processes,
+                        concurrency=concurrency,
+                        rounds=rounds,
+                        baseline_pid=baseline_worker.pid,
+                    )
+                )
             load = ", ".join(f"{figure:.2f}" for figure in os.getloadavg())
             print(f"(load average at the end {load}; server and worker logs in {logs})")
         finally:
             baseline_worker.terminate()
             baseline_worker.wait(timeout=30)
+
+
+async def compare_processes(
+    client: Client,
+    server: TemporalDevServer,
+    logs: Path,
+    *,
+    task_processes: int,
+    counts: list[int],
+    concurrency: int,
+    rounds: int,
+    baseline_pid: int,
+) -> str:
+    """Concurrent chains on a worker of each process count, all up at once, in alternating rounds.
+
+    On a shared machine the load moves between measurements taken one after the other; rounds
+    that alternate between the workers (and plain Temporal) see the same load on average.
+    """
+    workers = {
+        count: start_dagbridge_worker(
+            server.address, logs, task_processes, worker_processes=count, queue=f"{DAG_QUEUE}-{count}"
+        )
+        for count in counts
+    }
+    try:
+        for count in counts:
+            await wait_for_pollers(client, f"{DAG_QUEUE}-{count}", count)
+        entries: list[tuple[str, DagbridgeTarget | BaselineTarget, int]] = [
+            (
+                f"{count} worker process{'es' if count > 1 else ''}",
+                DagbridgeTarget(client, f"{DAG_QUEUE}-{count}"),
+                worker.pid,
+            )
+            for count, worker in workers.items()
+        ]
+        entries.append(("plain Temporal, 1 process", BaselineTarget(client), baseline_pid))
+        for _, target, _ in entries:
+            # Warm-up of every process: caches, task processes, sticky queues.
+            await asyncio.gather(*(target.chain() for _ in range(concurrency)))
+        rates: dict[str, list[float]] = {label: [] for label, _, _ in entries}
+        cpu: dict[str, list[float]] = {label: [] for label, _, _ in entries}
+        for _ in range(rounds):
+            for label, target, pid in entries:
+                cpu_before = tree_cpu_seconds(pid)
+                started = time.perf_counter()
+                await asyncio.gather(*(target.chain() for _ in range(concurrency)))
+                rates[label].append(concurrency / (time.perf_counter() - started))
+                cpu[label].append((tree_cpu_seconds(pid) - cpu_before) * 1000 / concurrency)
+    finally:
+        for worker in workers.values():
+            worker.terminate()
+            worker.wait(timeout=60)
+    lines = [f"{concurrency} concurrent chains, {rounds} alternating rounds: median runs/s (by round), CPU ms/run"]
+    for label, values in rates.items():
+        by_round = " ".join(f"{rate:.1f}" for rate in values)
+        lines.append(
+            f"  {label:<26}{statistics.median(values):6.1f} runs/s ({by_round})  "
+            f"{statistics.median(cpu[label]):5.0f} ms CPU/run"
+        )
+    return "\n".join(lines)
 
 
 def _counts(text: str) -> list[int]:
@@ -416,7 +492,13 @@ if __name__ == "__main__":
         help="what to measure",
     )
     parser.add_argument("--triggers", type=int, default=500, help="kafka mode: runs started for the starts/s figure")
-    parser.add_argument("--rounds", type=int, default=3, help="kafka mode: bridge rounds of the starts/s figure")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="kafka mode: bridge rounds of the starts/s figure; engine mode: alternating rounds of the "
+        "worker-process comparison",
+    )
     parser.add_argument("--sizes", default="10,100,1000,2000", help="scale mode: DAG sizes (tasks)")
     parser.add_argument("--no-mapping", action="store_true", help="scale mode: skip the 10,000-item mapping")
     parser.add_argument("--dags", type=int, default=200, help="schedule mode: DAGs ticking together")
@@ -446,4 +528,4 @@ if __name__ == "__main__":
 
         scale_mode.main([int(size) for size in args.sizes.split(",")], not args.no_mapping, args.task_processes)
     else:
-        asyncio.run(main(args.runs, args.concurrency, args.task_processes, args.worker_processes))
+        asyncio.run(main(args.runs, args.concurrency, args.task_processes, args.worker_processes, args.rounds))
