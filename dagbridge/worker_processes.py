@@ -128,10 +128,14 @@ class WorkerSupervisor:
 
     async def _keep_running(
         self, index: int, env: dict[str, str], stop: asyncio.Event, metrics_directory: Path | None
-    ) -> int | None:
-        """Run child ``index`` again each time it exits, until ``stop``; its last exit code."""
+    ) -> int:
+        """Run child ``index`` again each time it exits, until ``stop``; its last exit code.
+
+        A child that the stop's SIGTERM ended before it could handle it (still starting) stopped
+        as asked: that counts as 0.
+        """
         delays = RESTART_BACKOFF.delays()
-        code = None
+        code = 0
         while not stop.is_set():
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -142,7 +146,7 @@ class WorkerSupervisor:
                 # Its live gauges (busy task processes, slots) no longer count; its counters do.
                 multiprocess.mark_process_dead(child.pid, str(metrics_directory))
             if stop.is_set():
-                break
+                return 0 if code == -signal.SIGTERM else code
             if loop.time() - started >= STABLE_SECONDS:
                 delays = RESTART_BACKOFF.delays()
             delay = next(delays)
