@@ -215,5 +215,6 @@ def main(args: SoakArgs) -> None:
             [settings.trigger_topic, settings.dlq_topic, settings.task_events_topic, settings.run_events_topic],
             partitions=PARTITIONS,
         )
-        asyncio.run(run(settings, logs, args, {"temporal server": server.pid, "broker": broker.pid}))
+        servers = {"temporal server": server.pid, "broker": broker.pid}
+        asyncio.run(run(settings, logs, args, {name: pid for name, pid in servers.items() if pid is not None}))
         print(f"(server, worker and bridge logs in {logs})")

@@ -57,6 +57,20 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, Non
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from dagbridge.worker_processes import WorkerSupervisor, process_count
+
+    count = process_count(settings)
+    if count > 1:
+        # The supervisor imports no Airflow: each of its children is this command with one process.
+        code = 0
+
+        async def supervise(stop: asyncio.Event) -> None:
+            nonlocal code
+            code = await WorkerSupervisor(settings, count).run(stop)
+
+        _run_until_signalled(supervise)
+        return code
+
     from airflow_adapter import AirflowMismatch
     from dagbridge.worker import run_worker
 
@@ -492,7 +506,10 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--kafka-bootstrap", help="DAGBRIDGE_KAFKA_BOOTSTRAP")
     commands = root.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("worker", help="run workflows and task activities").set_defaults(handler=_worker)
+    commands.add_parser(
+        "worker",
+        help="run workflows and task activities (DAGBRIDGE_WORKER_PROCESSES processes, one per core by default)",
+    ).set_defaults(handler=_worker)
 
     dev = commands.add_parser("dev", help="run Temporal, Kafka, a worker and the bridge on this machine")
     dev.add_argument("--demo", action="store_true", help="trigger the example DAG through Kafka, print its events")

@@ -101,6 +101,11 @@ class _ServerProcess(ABC):
         self._log: IO[bytes] | None = None
         self._log_start = 0
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process ID while it runs (benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
     @abstractmethod
     def _command(self) -> list[str]:
         """The full argv of the server process."""
@@ -117,13 +122,6 @@ class _ServerProcess(ABC):
     def running(self) -> bool:
         """Whether the server process is alive (it may not be ready yet)."""
         return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int:
-        """The server's process ID; raises ``RuntimeError`` when it was not started."""
-        if self._proc is None:
-            raise RuntimeError(f"{self._name} was not started")
-        return self._proc.pid
 
     def start(self) -> Self:
         """Spawn the server and block until a client can really use it."""

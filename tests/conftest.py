@@ -62,6 +62,9 @@ def worker_settings(temporal_server: TemporalDevServer, task_logs: Path) -> Sett
         task_queue=TASK_QUEUE,
         dags_folder=TEST_DAGS,
         task_processes=2,
+        # Workers started as `dagbridge worker` from these settings are one process each on this
+        # small machine; tests/test_worker_processes.py runs several.
+        worker_processes=1,
         task_heartbeat_timeout_seconds=5,
         limit_holder_check_seconds=1,
         # Tests that stop a worker mid-try mean to stop it there (the graceful stop has a test of its own).
