@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
@@ -22,8 +25,19 @@ from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The events a try holds its end for: its task event, and the asset events its task emitted.
+TASK_EVENT = "task"
+ASSET_EVENTS = "asset"
+HELD_EVENT_KINDS = (TASK_EVENT, ASSET_EVENTS)
+
 # Short enough that a broker that went away is noticed and retried well within a heartbeat timeout.
 REQUEST_TIMEOUT_MS = 15_000
+# A held event is worth a warning when it is first held, then once a minute: not one per retry.
+HELD_EVENT_WARNING_INTERVAL_SECONDS = 60.0
+# How long a stopping worker waits for Kafka to take what its producer still holds. Nothing is lost
+# when it gives up: a try whose event was not acknowledged did not complete, so Temporal hands it
+# to another worker, which publishes the event again.
+PRODUCER_CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 class EventPublisher:
@@ -37,6 +51,8 @@ class EventPublisher:
         for topic in (settings.task_events_topic, settings.run_events_topic):
             metrics.EVENTS_PUBLISHED.labels(topic)
             metrics.EVENTS_FAILED.labels(topic)
+        for kind in HELD_EVENT_KINDS:
+            metrics.EVENTS_HELD_BACK.labels(kind)
 
     @property
     def enabled(self) -> bool:
@@ -82,10 +98,73 @@ class EventPublisher:
             return self._producer
 
     async def close(self) -> None:
+        """Stop the producer, waiting at most ``PRODUCER_CLOSE_TIMEOUT_SECONDS`` for Kafka to take what it holds."""
         async with self._lock:
             if self._producer is not None:
-                await self._producer.stop()
-                self._producer = None
+                producer, self._producer = self._producer, None
+                try:
+                    async with asyncio.timeout(PRODUCER_CLOSE_TIMEOUT_SECONDS):
+                        await producer.stop()
+                except TimeoutError:
+                    log.warning(
+                        "Kafka at %s did not take the pending events within %.0f s; their tries go back to "
+                        "Temporal unfinished and are published again",
+                        self._settings.kafka_bootstrap,
+                        PRODUCER_CLOSE_TIMEOUT_SECONDS,
+                    )
+
+
+class HeldEvent:
+    """An event that Kafka (or Temporal, for asset events) has not taken yet, while its try waits for it.
+
+    Use it around the retries of one event's publish, inside the activity that publishes it (its
+    log lines then carry the run's and the try's IDs). While held, the event counts in
+    ``dagbridge_events_held_back``; its first failure logs a warning, later ones at most one per
+    ``HELD_EVENT_WARNING_INTERVAL_SECONDS``, and its publication after a hold one line more.
+    """
+
+    def __init__(self, what: str, kind: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._what = what
+        self._kind = kind
+        self._clock = clock
+        self._held_since: float | None = None
+        self._warned_at = 0.0
+        self._failures = 0
+
+    def __enter__(self) -> HeldEvent:
+        return self
+
+    def failed(self, error: BaseException, retry_in: float) -> None:
+        """One more attempt failed with ``error``; the next is in ``retry_in`` seconds."""
+        now = self._clock()
+        self._failures += 1
+        if self._held_since is None:
+            self._held_since = self._warned_at = now
+            metrics.EVENTS_HELD_BACK.labels(self._kind).inc()
+            activity.logger.warning(
+                "%s held back: cannot publish it (%s); the try stays open until it is out, retrying (next in %.1f s)",
+                self._what,
+                " ".join(str(error).split()),
+                retry_in,
+            )
+        elif now - self._warned_at >= HELD_EVENT_WARNING_INTERVAL_SECONDS:
+            self._warned_at = now
+            activity.logger.warning(
+                "%s still held back after %.0f s and %d attempts: %s",
+                self._what,
+                now - self._held_since,
+                self._failures,
+                " ".join(str(error).split()),
+            )
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._held_since is None:
+            return
+        metrics.EVENTS_HELD_BACK.labels(self._kind).dec()
+        if kind is None:
+            activity.logger.info("%s published after %.0f s held back", self._what, self._clock() - self._held_since)
 
 
 class EventActivities:

@@ -19,6 +19,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from schemas.ids import limit_kind
 from schemas.limits import (
     UNLIMITED,
     LimitKind,
@@ -36,6 +37,7 @@ from schemas.names import (
     CHANGE_SLOTS_UPDATE,
     CLOSED_WORKFLOWS_ACTIVITY,
     CONCURRENCY_LIMIT_WORKFLOW,
+    QUEUE_SLOT_CHANGES_SIGNAL,
 )
 from schemas.settings import Settings
 
@@ -67,7 +69,11 @@ class LimitActivities:
 
     @activity.defn(name=CHANGE_SLOTS_ACTIVITY)
     async def change_slots(self, changes: SlotChanges) -> SlotAnswers:
-        """One update per limit, releases before requests; a limit that does not exist yet is started."""
+        """One message per limit, releases before requests; a limit that does not exist yet is started.
+
+        Answers the claims that can never be granted and those granted at once; the others are
+        granted later by ``slots_granted`` signals.
+        """
         refusals: list[SlotRefusal] = []
         capacities: dict[str, int] = {}
         requests: dict[str, list[SlotRequest]] = defaultdict(list)
@@ -113,7 +119,14 @@ class LimitActivities:
         )
 
     async def _send(self, limit_id: str, update: LimitUpdate) -> list[str]:
-        """The holders of this run that have their slots of the limit now."""
+        """The holders of this run that have their slots of the limit now; raises ``RPCError``.
+
+        A DAG's ``max_active_runs`` limit is sent a signal and answers by signal only: every run of
+        a burst claims it at once, and updates beyond the server's in-flight bound would be refused.
+        """
+        if limit_kind(limit_id) is LimitKind.RUNS:
+            await self._queue(limit_id, update)
+            return []
         if update.capacity is None:
             # Only releases: a limit that does not exist holds nothing to release.
             try:
@@ -133,6 +146,25 @@ class LimitActivities:
         )
         return await self._client.execute_update_with_start_workflow(
             CHANGE_SLOTS_UPDATE, update, start_workflow_operation=start, result_type=list[str]
+        )
+
+    async def _queue(self, limit_id: str, update: LimitUpdate) -> None:
+        """Hand the change to the limit's workflow as a signal, starting the workflow if it must."""
+        if update.capacity is None:
+            # Only releases: a limit that does not exist holds nothing to release.
+            try:
+                await self._client.get_workflow_handle(limit_id).signal(QUEUE_SLOT_CHANGES_SIGNAL, update)
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+            return
+        await self._client.start_workflow(
+            CONCURRENCY_LIMIT_WORKFLOW,
+            LimitState(limit_id=limit_id, capacity=update.capacity, holder_check_seconds=update.holder_check_seconds),
+            id=limit_id,
+            task_queue=self._task_queue,
+            start_signal=QUEUE_SLOT_CHANGES_SIGNAL,
+            start_signal_args=[update],
         )
 
     @activity.defn(name=CLOSED_WORKFLOWS_ACTIVITY)

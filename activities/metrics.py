@@ -36,6 +36,13 @@ EVENTS_FAILED = Counter(
     "Attempts to publish a task or run event that Kafka did not acknowledge (the activity retries them).",
     ["topic"],
 )
+EVENTS_HELD_BACK = Gauge(
+    "dagbridge_events_held_back",
+    "Events of ended tries that Kafka (or Temporal, for asset events) has not taken yet: each holds its "
+    "try open on this worker, retrying, so the run waits. By event: task, or asset (a try's asset events).",
+    ["event"],
+    multiprocess_mode="livesum",
+)
 DAG_RUNS_FINISHED = Counter(
     "dagbridge_dag_runs_finished",
     "DAG runs that ended, by final state (success or failed), counted when the run event is out.",
@@ -63,8 +70,17 @@ def record_callback_failures(dag_id: str, level: str, callbacks: list[str]) -> N
 BUSY_TASK_PROCESSES = Gauge(
     "dagbridge_busy_task_processes",
     "Task processes of this worker running a task try now; a deferred task holds none while it waits.",
+    # With several worker processes, /metrics shows the sum over the live ones.
+    multiprocess_mode="livesum",
 )
 WAITING_TRIGGERS = Gauge(
     "dagbridge_waiting_triggers",
     "Triggers of deferred tasks this worker's triggerer runs now, waiting for their first event.",
+    multiprocess_mode="livesum",
+)
+WORKFLOW_TASK_FAILURES = Counter(
+    "dagbridge_workflow_task_failures",
+    "Workflow tasks that failed on this worker, by the error's type (e.g. DeadlockError, or an exception "
+    "raised in workflow code); Temporal retries them for ever and the run does not progress meanwhile.",
+    ["error_type"],
 )

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from activities import metrics, task_process
 from activities.asset_publishing import AssetEventRouter
 from activities.dag_loader import DagNotFound
-from activities.events import EventPublisher
+from activities.events import ASSET_EVENTS, TASK_EVENT, EventPublisher, HeldEvent
 from infra.backoff import DEFAULT_BACKOFF, Backoff
 from infra.task_logs import TaskLogStore
 from schemas.errors import FailureType
@@ -185,13 +185,21 @@ class TaskActivities:
             activity.logger.info("%s try %d already ran, publishing its event", request.label, request.try_number)
         if self._events is not None and self._events.enabled and result.state in TRY_END_STATES:
             event = TaskEvent.of_try(activity.info().workflow_id, request, result)
-            await self._publish(event.event_id, lambda: self._events.publish_task_event(event), result)
+            await self._publish(
+                HeldEvent(f"task event {event.event_id}", TASK_EVENT),
+                lambda: self._events.publish_task_event(event),
+                result,
+            )
         if self._assets is not None and result.asset_events:
             assets = self._assets
-            await self._publish(f"asset events of {request.label}", lambda: assets.publish(result.asset_events), result)
+            await self._publish(
+                HeldEvent(f"asset events of {request.label}", ASSET_EVENTS),
+                lambda: assets.publish(result.asset_events),
+                result,
+            )
         return result
 
-    async def _publish(self, what: str, send: Callable[[], Awaitable[None]], result: TaskTryResult) -> None:
+    async def _publish(self, held: HeldEvent, send: Callable[[], Awaitable[None]], result: TaskTryResult) -> None:
         """Publish until Kafka (or Temporal, for asset events) has it, heartbeating the result all along.
 
         The task already ran: failing the activity now would run it again. If this worker dies
@@ -200,23 +208,24 @@ class TaskActivities:
         before this one's event is out.
         """
         delays = self._publish_backoff.delays()
-        while True:
-            publish = asyncio.ensure_future(send())
-            try:
-                while not publish.done():
+        with held:
+            while True:
+                publish = asyncio.ensure_future(send())
+                try:
+                    while not publish.done():
+                        activity.heartbeat(result)
+                        await asyncio.wait({publish}, timeout=self._heartbeat_interval)
+                finally:
+                    publish.cancel()
+                error = publish.exception()
+                if error is None:
+                    return
+                delay = next(delays)
+                held.failed(error, delay)
+                deadline = time.monotonic() + delay
+                while (left := deadline - time.monotonic()) > 0:
                     activity.heartbeat(result)
-                    await asyncio.wait({publish}, timeout=self._heartbeat_interval)
-            finally:
-                publish.cancel()
-            error = publish.exception()
-            if error is None:
-                return
-            delay = next(delays)
-            activity.logger.warning("cannot publish %s (%s), retrying in %.1f s", what, error, delay)
-            deadline = time.monotonic() + delay
-            while (left := deadline - time.monotonic()) > 0:
-                activity.heartbeat(result)
-                await asyncio.sleep(min(left, self._heartbeat_interval))
+                    await asyncio.sleep(min(left, self._heartbeat_interval))
 
     async def _run(self, request: TaskTryRequest) -> TaskTryResult:
         activity.logger.info("running %s try %d", request.label, request.try_number)

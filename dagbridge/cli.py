@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from infra.logs import configure_logging
+from infra.reachability import ServerUnreachable
 from schemas import run_attributes
 from schemas.ids import dag_run_workflow_id
 from schemas.runs import DagRunRequest, DagRunResult
@@ -55,6 +57,20 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, Non
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from dagbridge.worker_processes import WorkerSupervisor, process_count
+
+    count = process_count(settings)
+    if count > 1:
+        # The supervisor imports no Airflow: each of its children is this command with one process.
+        code = 0
+
+        async def supervise(stop: asyncio.Event) -> None:
+            nonlocal code
+            code = await WorkerSupervisor(settings, count).run(stop)
+
+        _run_until_signalled(supervise)
+        return code
+
     from airflow_adapter import AirflowMismatch
     from dagbridge.worker import run_worker
 
@@ -170,6 +186,7 @@ def run_result_json(result: DagRunResult) -> dict[str, Any]:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from temporalio.client import WorkflowFailureError
 
+    from dagbridge.run_views import result_or_stuck_notice
     from infra.temporal import connect, run_options, start_dag_run
 
     now = datetime.now(tz=UTC)
@@ -186,7 +203,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         client = await connect(settings)
         handle = await start_dag_run(client, request, settings.task_queue, trigger_source="cli")
         try:
-            return run_result_json(await handle.result())
+            return run_result_json(await result_or_stuck_notice(handle, request.dag_id, request.run_id))
         except WorkflowFailureError as err:
             cause = err.cause
             message = getattr(cause, "message", None) or str(cause)
@@ -279,8 +296,6 @@ def _logs(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(err))
     except RPCError as err:
         return _fail(f"cannot ask Temporal at {settings.temporal_address} whether the try runs: {err.message}")
-    except RuntimeError as err:
-        return _fail(f"cannot reach Temporal at {settings.temporal_address}: {err}")
     except OSError as err:
         return _fail(f"cannot read the log under {settings.logs_base}: {err}")
     except KeyboardInterrupt:
@@ -330,7 +345,7 @@ def _pause(args: argparse.Namespace, settings: Settings) -> int:
     except NoSchedule as err:
         print(f"dagbridge: {err}", file=sys.stderr)
         return 1
-    except (RPCError, RuntimeError) as err:  # RuntimeError: the client could not connect
+    except RPCError as err:
         print(f"dagbridge: Temporal refused or did not answer: {err}", file=sys.stderr)
         return 1
     state = "paused" if paused else "unpaused"
@@ -396,7 +411,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         code, message = asyncio.run(cancel() if args.cancel else run())
-    except (RPCError, RuntimeError) as err:  # RuntimeError: the client could not connect
+    except RPCError as err:
         code, message = 1, f"Temporal refused or did not answer: {err}"
     print(message if code == 0 else f"dagbridge: {message}", file=sys.stdout if code == 0 else sys.stderr)
     return code
@@ -439,6 +454,8 @@ def _range_command(args: argparse.Namespace, settings: Settings, what: str) -> i
     except ReplayError as err:
         print(f"dagbridge {what}: {err}", file=sys.stderr)
         return 2
+    except ServerUnreachable:
+        raise  # main's one line, as for every command
     except (KafkaError, RPCError, RuntimeError, OSError) as err:
         print(f"dagbridge {what}: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
@@ -489,7 +506,10 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--kafka-bootstrap", help="DAGBRIDGE_KAFKA_BOOTSTRAP")
     commands = root.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("worker", help="run workflows and task activities").set_defaults(handler=_worker)
+    commands.add_parser(
+        "worker",
+        help="run workflows and task activities (DAGBRIDGE_WORKER_PROCESSES processes, one per core by default)",
+    ).set_defaults(handler=_worker)
 
     dev = commands.add_parser("dev", help="run Temporal, Kafka, a worker and the bridge on this machine")
     dev.add_argument("--demo", action="store_true", help="trigger the example DAG through Kafka, print its events")
@@ -605,6 +625,15 @@ def _add_run_view_commands(commands: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=_status)
 
 
+# Long-running processes: they wait for their servers and log each attempt.
+SERVICES = frozenset({"worker", "bridge", "dev"})
+
+
+def _not_a_bootstrap_failure(record: logging.LogRecord) -> bool:
+    # aiokafka's format string for a bootstrap server it could not connect to.
+    return not str(record.msg).startswith("Unable connect to")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     overrides = {
@@ -621,13 +650,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dagbridge: invalid setting {line}", file=sys.stderr)
         return 2
     configure_logging(settings)
-    return args.handler(args, settings)
+    if args.command not in SERVICES:
+        # The command reports a broker it cannot reach as its one error line; aiokafka's own
+        # log of the same failed bootstrap would be a second one.
+        logging.getLogger("aiokafka").addFilter(_not_a_bootstrap_failure)
+    try:
+        return args.handler(args, settings)
+    except ServerUnreachable as err:
+        # Every command that connects ends here, with one line naming the address and the setting.
+        print(f"dagbridge: {err}", file=sys.stderr)
+        return os.EX_UNAVAILABLE
 
 
-if __name__ == "__main__":
+def entry() -> NoReturn:
+    """The console script: ``main``, then exit without tearing the interpreter down.
+
+    The command is done. Temporal's client keeps native threads that can crash the interpreter
+    while it tears down (seen as SIGSEGV after a successful `cancel`, SIGABRT after a failed
+    connect); nothing is left to clean up.
+    """
     code = main()
-    # The command is done. Temporal's client keeps native threads that can crash the interpreter
-    # while it tears down (seen as SIGSEGV after a successful `cancel`); nothing is left to clean up.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -101,6 +101,11 @@ class _ServerProcess(ABC):
         self._log: IO[bytes] | None = None
         self._log_start = 0
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process ID while it runs (benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
     @abstractmethod
     def _command(self) -> list[str]:
         """The full argv of the server process."""

@@ -1,20 +1,26 @@
-"""``dagbridge runs`` and ``dagbridge status``: DAG runs as Temporal's visibility and the workflows see them."""
+"""``dagbridge runs``, ``status`` and ``run``'s wait: DAG runs as Temporal's visibility and the workflows see them."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sys
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.temporal import connect
+from infra.workflow_health import stuck_reason
 from schemas import run_attributes
 from schemas.ids import dag_run_workflow_id
 from schemas.names import DAG_RUN_WORKFLOW, RUN_STATUS_QUERY
 from schemas.runs import DagRunResult, TaskInstanceResult
 from schemas.settings import Settings
+
+# How often a caller waiting for a run's result looks whether the run is stuck.
+STUCK_CHECK_SECONDS = 5.0
 
 # Airflow's DAG id alphabet: anything else cannot name a DAG, and must not reach a visibility query.
 _DAG_ID = re.compile(r"[A-Za-z0-9_.-]+")
@@ -22,14 +28,6 @@ _DAG_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 class RunViewError(RuntimeError):
     """The command cannot answer; the message is the one line to show."""
-
-
-async def connected(settings: Settings) -> Client:
-    """A client, or ``RunViewError`` naming the address when Temporal cannot be reached."""
-    try:
-        return await connect(settings)
-    except RuntimeError as err:
-        raise RunViewError(f"cannot reach Temporal at {settings.temporal_address}: {err}") from None
 
 
 def runs_query(dag_id: str | None, state: str | None) -> str:
@@ -46,7 +44,7 @@ def runs_query(dag_id: str | None, state: str | None) -> str:
 
 async def list_runs(settings: Settings, dag_id: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
     """The newest runs first, each with its search attributes and times."""
-    client = await connected(settings)
+    client = await connect(settings)
     runs = []
     async for execution in client.list_workflows(runs_query(dag_id, state), limit=limit):
         attributes = execution.typed_search_attributes
@@ -66,6 +64,25 @@ async def list_runs(settings: Settings, dag_id: str | None, state: str | None, l
     return runs
 
 
+async def result_or_stuck_notice(handle: WorkflowHandle[Any, DagRunResult], dag_id: str, run_id: str) -> DagRunResult:
+    """The run's result; meanwhile, one line on stderr each time the run is found stuck for a new reason.
+
+    The run is waited for still: a stuck workflow task resumes once a fixed worker is deployed.
+    Raises what ``WorkflowHandle.result`` raises (``WorkflowFailureError`` for a failed run).
+    """
+    result = asyncio.ensure_future(handle.result())
+    reported = None
+    try:
+        while not (await asyncio.wait({result}, timeout=STUCK_CHECK_SECONDS))[0]:
+            reason = await stuck_reason(handle)
+            if reason is not None and reason != reported:
+                print(f"dagbridge: DAG run {dag_id} {run_id} is stuck: {reason}", file=sys.stderr, flush=True)
+                reported = reason
+    finally:
+        result.cancel()
+    return result.result()
+
+
 def _duration(ti: TaskInstanceResult) -> float | None:
     if ti.start_date is None or ti.end_date is None:
         return None
@@ -78,7 +95,7 @@ async def run_status(settings: Settings, dag_id: str, run_id: str) -> dict[str, 
     A closed run that did not complete answers the query by replay, so a worker must be up.
     Raises ``RunViewError`` when there is no such run or the query cannot be answered.
     """
-    client = await connected(settings)
+    client = await connect(settings)
     handle = client.get_workflow_handle(dag_run_workflow_id(dag_id, run_id), result_type=DagRunResult)
     try:
         description = await handle.describe()
@@ -86,6 +103,17 @@ async def run_status(settings: Settings, dag_id: str, run_id: str) -> dict[str, 
         if err.status == RPCStatusCode.NOT_FOUND:
             raise RunViewError(f"no DAG run {dag_id} {run_id} (no workflow {handle.id})") from None
         raise RunViewError(f"cannot describe {handle.id}: {err.message}") from None
+    stuck = await stuck_reason(handle) if description.status == WorkflowExecutionStatus.RUNNING else None
+    if stuck is not None:
+        # Its workflow cannot answer a query either: what is known is why it is stuck.
+        return {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "state": "stuck",
+            "workflow_status": "running",
+            "error": stuck,
+            "task_instances": [],
+        }
     try:
         if description.status == WorkflowExecutionStatus.COMPLETED:
             result = await handle.result()

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from infra.kafka import kafka_options
+from infra.kafka import kafka_options, started
 from schemas.ids import dag_run_workflow_id
 from schemas.messages import SCHEMA_VERSION, RunEvent, TaskEvent, TriggerMessage
 from schemas.settings import Settings
@@ -31,9 +31,8 @@ class SentTrigger:
 
 
 async def send_trigger(settings: Settings, message: TriggerMessage) -> SentTrigger:
-    """Produce one trigger (acks=all) and tell which run it will start."""
-    producer = AIOKafkaProducer(**kafka_options(settings), acks="all")
-    await producer.start()
+    """Produce one trigger (acks=all) and tell which run it will start; raises ``KafkaUnreachable``."""
+    producer = await started(AIOKafkaProducer(**kafka_options(settings), acks="all"), settings)
     try:
         sent = await producer.send_and_wait(settings.trigger_topic, message.model_dump_json(exclude_none=True).encode())
     finally:
@@ -70,11 +69,12 @@ async def read_events(settings: Settings, *, follow: bool, run_id: str | None = 
     """Task and run events from the start of their topics, each event_id once.
 
     Reads without a consumer group, so it never moves anyone's committed offsets. Without
-    ``follow`` it stops at the end offsets it found when it started.
+    ``follow`` it stops at the end offsets it found when it started. Raises ``KafkaUnreachable``.
     """
     topics = {settings.task_events_topic: TaskEvent, settings.run_events_topic: RunEvent}
-    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
+    consumer = await started(
+        AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"), settings
+    )
     try:
         partitions = await _partitions(consumer, topics, wait=follow)
         if not partitions:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy.orm import configure_mappers
+from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 import airflow_adapter
@@ -23,8 +24,10 @@ from activities.schedule_sync import ScheduleSync
 from activities.schedules import ScheduleActivities, SchedulerViews
 from activities.tasks import TaskActivities, TaskProcessPool
 from activities.triggerer import TriggererActivities
+from activities.workflow_task_failures import workflow_task_failures
 from infra.metrics_server import serve_metrics
-from infra.temporal import connect, register_search_attributes
+from infra.temporal import connect_when_available, register_search_attributes
+from infra.workflow_activations import never_interrupt_activations
 from schemas.ids import triggers_task_queue
 from schemas.settings import Settings
 from workflows.asset_schedule import AssetScheduleWorkflow
@@ -49,7 +52,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     configure_mappers()
     # Before connecting: the client picks up the runtime that reports the SDK's metrics.
     metrics_server = serve_metrics(settings)
-    client = await connect(settings)
+    try:
+        # A worker started while Temporal is down (or restarting) waits for it, as the bridge does.
+        client = await connect_when_available(settings, stop)
+        if client is not None:
+            await _serve(settings, client, stop, ready)
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+
+
+async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
     await register_search_attributes(client)
     pool = TaskProcessPool(settings)
     await asyncio.to_thread(pool.start)
@@ -59,6 +72,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     limit_activities = LimitActivities(client, PoolSizes(settings.pools), settings)
     views = SchedulerViews(loader)
     schedule_activities = ScheduleActivities(client, views)
+    # Failing workflow tasks are retried for ever without a word in the run's result: count and name them.
+    failures = workflow_task_failures()
     if not events.enabled:
         log.warning("DAGBRIDGE_KAFKA_BOOTSTRAP is empty: task and run events are not published")
     # Everything imported so far lives as long as the process: keep it out of the collector's
@@ -73,6 +88,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 client,
                 task_queue=settings.task_queue,
                 workflows=[DagRunWorkflow, DagScheduleWorkflow, BackfillWorkflow, AssetScheduleWorkflow],
+                workflow_runner=failures.workflow_runner,
+                unsandboxed_workflow_runner=failures.unsandboxed_workflow_runner,
                 activities=[
                     DagActivities(loader).load_serialized_dag,
                     TaskActivities(pool, events=events, assets=AssetEventRouter(settings, loader, events)).run_task_try,
@@ -87,20 +104,27 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
                 max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
+                # On SIGTERM running tries get this long to end before they are stopped and
+                # handed back to Temporal (then retried elsewhere as the same Airflow try).
+                graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
                 # Pollers that follow the load keep a poll waiting when a task arrives, so tasks
                 # are matched (and activities dispatched eagerly) instead of queued.
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(worker)
             # Every worker serves the limits, whatever its own task queue: a limit is shared by
             # runs on all queues and must outlive any one worker.
             limits_worker = Worker(
                 client,
                 task_queue=settings.limits_task_queue,
                 workflows=[ConcurrencyLimitWorkflow],
+                workflow_runner=failures.workflow_runner,
+                unsandboxed_workflow_runner=failures.unsandboxed_workflow_runner,
                 activities=[limit_activities.closed_workflows],
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
+            never_interrupt_activations(limits_worker)
             triggerer_comms.install(client)
             # The triggerer: async activities only, so a waiting trigger costs a coroutine on this
             # event loop, never a task process or a thread.
@@ -131,5 +155,3 @@ async def run_worker(settings: Settings, stop: asyncio.Event, ready: asyncio.Eve
     finally:
         pool.shutdown()
         await events.close()
-        if metrics_server is not None:
-            metrics_server.close()

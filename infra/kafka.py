@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
 
+from infra.reachability import ServerUnreachable
 from schemas.settings import Settings
 
 
@@ -30,3 +33,28 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
 def kafka_configured(settings: Settings) -> bool:
     """An empty ``DAGBRIDGE_KAFKA_BOOTSTRAP`` means this deployment runs without Kafka."""
     return bool(settings.kafka_bootstrap.strip())
+
+
+class KafkaUnreachable(ServerUnreachable):
+    """No broker answered at ``DAGBRIDGE_KAFKA_BOOTSTRAP``; raised by ``started``."""
+
+    server = "Kafka"
+    setting = "DAGBRIDGE_KAFKA_BOOTSTRAP"
+
+
+_Client = TypeVar("_Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+
+async def started(client: _Client, settings: Settings) -> _Client:
+    """``client`` started; raises ``KafkaUnreachable`` when no bootstrap broker answers.
+
+    A client that failed to start still holds connections and tasks: it is stopped before raising.
+    """
+    try:
+        await client.start()
+    except BaseException as err:
+        await client.stop()
+        if isinstance(err, KafkaConnectionError):
+            raise KafkaUnreachable(settings.kafka_bootstrap, err) from err
+        raise
+    return client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,8 +17,10 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from infra.backoff import until_stopped
+from infra.reachability import ServerUnreachable
 from schemas import run_attributes
 from schemas.ids import dag_run_workflow_id
 from schemas.names import DAG_RUN_WORKFLOW
@@ -25,7 +28,15 @@ from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 
 
+class TemporalUnreachable(ServerUnreachable):
+    """No Temporal frontend answered at ``DAGBRIDGE_TEMPORAL_ADDRESS``; raised by ``connect``."""
+
+    server = "Temporal"
+    setting = "DAGBRIDGE_TEMPORAL_ADDRESS"
+
+
 async def connect(settings: Settings) -> Client:
+    """A client of the configured namespace; raises ``TemporalUnreachable`` when the frontend does not answer."""
     tls: TLSConfig | bool = settings.temporal_tls
     if settings.temporal_tls_cert_path or settings.temporal_tls_ca_path:
         tls = TLSConfig(
@@ -33,12 +44,31 @@ async def connect(settings: Settings) -> Client:
             client_private_key=settings.temporal_tls_key_path.read_bytes() if settings.temporal_tls_key_path else None,
             server_root_ca_cert=settings.temporal_tls_ca_path.read_bytes() if settings.temporal_tls_ca_path else None,
         )
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        tls=tls,
-        api_key=settings.temporal_api_key,
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+            tls=tls,
+            api_key=settings.temporal_api_key,
+        )
+    except RuntimeError as err:  # the SDK's error for a connection that could not be made (not an RPCError)
+        raise TemporalUnreachable(settings.temporal_address, err) from err
+
+
+async def connect_when_available(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """``connect``, retried with backoff while Temporal is unreachable; None once ``stop`` is set.
+
+    For services: a worker started while its Temporal server is down (or restarting) waits for it,
+    logging each attempt with the address, instead of exiting.
+    """
+    return await until_stopped(stop, lambda: connect(settings), _unavailable)
+
+
+def _unavailable(error: Exception) -> bool:
+    # A frontend that answers while it is still starting refuses with UNAVAILABLE.
+    return isinstance(error, TemporalUnreachable) or (
+        isinstance(error, RPCError) and error.status == RPCStatusCode.UNAVAILABLE
     )
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY
 from temporalio.runtime import (
@@ -127,33 +128,85 @@ def _to_metric(family: _Family, series: dict[_Labels, float | _Histogram]) -> Me
     return metric
 
 
+class MultiprocessTemporalMetrics:
+    """In prometheus-client's multiprocess mode, writes the SDK's updates where the supervisor reads them.
+
+    A process of a multi-process worker serves no ``/metrics`` of its own: its supervisor serves
+    the sum of every process's metric files. A custom collector is not in those files, so each
+    update goes to a prometheus-client metric instead, one per SDK name and set of label names
+    (the SDK's label names vary between updates of one name; the files key each sample by its
+    own label names, so the supervisor still merges them into one family per name).
+    """
+
+    def __init__(self, buffer: MetricBuffer) -> None:
+        self._buffer = buffer
+        self._metrics: dict[tuple[str, tuple[str, ...]], Counter | Gauge | Histogram] = {}
+        self._lock = threading.Lock()
+
+    def drain(self) -> None:
+        with self._lock:
+            for update in self._buffer.retrieve_updates():
+                names = tuple(sorted(update.attributes))
+                metric = self._metric(update.metric.name, update.metric.description, update.metric.kind, names)
+                child = metric.labels(*(str(update.attributes[name]) for name in names)) if names else metric
+                if isinstance(child, Counter):
+                    child.inc(update.value)
+                elif isinstance(child, Histogram):
+                    child.observe(update.value)
+                else:
+                    child.set(update.value)
+
+    def _metric(
+        self, name: str, description: str | None, kind: int, label_names: tuple[str, ...]
+    ) -> Counter | Gauge | Histogram:
+        metric = self._metrics.get((name, label_names))
+        if metric is None:
+            documentation = description or name
+            # registry=None: in multiprocess mode the values reach the files whatever the registry,
+            # and two metrics of one name (other label names) cannot share a registry.
+            if kind == BUFFERED_METRIC_KIND_COUNTER:
+                metric = Counter(name, documentation, label_names, registry=None)
+            elif kind == BUFFERED_METRIC_KIND_HISTOGRAM:
+                metric = Histogram(name, documentation, label_names, registry=None, buckets=BUCKETS)
+            else:
+                # Slots, pollers, cached workflows: the machine's figure is the sum over live processes.
+                metric = Gauge(name, documentation, label_names, registry=None, multiprocess_mode="livesum")
+            self._metrics[(name, label_names)] = metric
+        return metric
+
+
 _install_lock = threading.Lock()
 
 
-def install() -> TemporalMetricsCollector:
+def install(*, multiprocess: bool = False) -> TemporalMetricsCollector | MultiprocessTemporalMetrics:
     """Route the SDK's metrics of every client created from now on to ``/metrics``; idempotent.
 
-    One runtime per process: each runtime owns a thread pool, and a worker must share the
-    runtime of the client it was built from.
+    ``multiprocess``: this process is one of a multi-process worker, in prometheus-client's
+    multiprocess mode, and its supervisor serves the metrics. One runtime per process: each
+    runtime owns a thread pool, and a worker must share the runtime of the client it was built from.
     """
     with _install_lock:
-        return _installed()
+        return _installed(multiprocess)
 
 
 @functools.cache
-def _installed() -> TemporalMetricsCollector:
+def _installed(multiprocess: bool) -> TemporalMetricsCollector | MultiprocessTemporalMetrics:
     """Done once per process (callers hold ``_install_lock``)."""
     buffer = MetricBuffer(_BUFFER_SIZE, MetricBufferDurationFormat.SECONDS)
     # service_name would be the same constant on every series.
     runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer, attach_service_name=False))
     Runtime.set_default(runtime, error_if_already_set=False)
-    collector = TemporalMetricsCollector(buffer)
-    REGISTRY.register(collector)
+    collector: TemporalMetricsCollector | MultiprocessTemporalMetrics
+    if multiprocess:
+        collector = MultiprocessTemporalMetrics(buffer)
+    else:
+        collector = TemporalMetricsCollector(buffer)
+        REGISTRY.register(collector)
     threading.Thread(target=_drain_forever, args=(collector,), name="temporal-metrics", daemon=True).start()
     return collector
 
 
-def _drain_forever(collector: TemporalMetricsCollector) -> None:
+def _drain_forever(collector: TemporalMetricsCollector | MultiprocessTemporalMetrics) -> None:
     # Between scrapes the buffer must still be emptied, or core starts dropping updates.
     while True:
         time.sleep(_DRAIN_INTERVAL_SECONDS)

@@ -49,6 +49,14 @@ def limit_workflow_id(kind: LimitKind, name: str) -> str:
     return f"{LIMIT_PREFIX}{kind.value}:{name}"
 
 
+def limit_kind(limit_id: str) -> LimitKind | None:
+    """The kind of limit a ``limit:<kind>:<name>`` ID names, ``None`` for any other ID."""
+    kind, sep, _ = limit_id.removeprefix(LIMIT_PREFIX).partition(":")
+    if not limit_id.startswith(LIMIT_PREFIX) or not sep or kind not in LimitKind.__members__.values():
+        return None
+    return LimitKind(kind)
+
+
 @dataclass(frozen=True)
 class TryId:
     """One task try, and the run within it: a reschedule-mode sensor's poke (0 for the first), the

@@ -18,6 +18,7 @@ DAG_RUN_FINISHED_SIGNAL: Final = "dag_run_finished"
 ASSET_SCHEDULE_STATE_QUERY: Final = "asset_schedule_state"
 
 CHANGE_SLOTS_UPDATE: Final = "change_slots"
+QUEUE_SLOT_CHANGES_SIGNAL: Final = "queue_slot_changes"
 SLOTS_GRANTED_SIGNAL: Final = "slots_granted"
 TRY_INPUTS_QUERY: Final = "try_inputs"
 RUN_STATUS_QUERY: Final = "run_status"

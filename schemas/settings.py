@@ -32,7 +32,19 @@ class Settings(BaseSettings):
     dags_folder: Path = Field(
         default=Path("./dags"), description="Folder the worker loads DAG files from, relative to the working directory"
     )
-    task_processes: int = Field(default=4, ge=1, description="Task tries one worker runs at once")
+    worker_processes: int = Field(
+        default=0,
+        ge=0,
+        description="Workflow-worker processes `dagbridge worker` runs on the task queue, each a full Temporal "
+        "worker with its own connection, sticky queue and workflow cache; 0: one per CPU core this process may "
+        "use (set it where a container's CPU limit is below the machine's cores)",
+    )
+    task_processes: int = Field(
+        default=4,
+        ge=1,
+        description="Task tries one `dagbridge worker` runs at once, shared out among its worker processes "
+        "(at least one each)",
+    )
     trigger_heartbeat_timeout_seconds: float = Field(
         default=120,
         gt=0,
@@ -42,10 +54,16 @@ class Settings(BaseSettings):
         default=10_000,
         ge=1,
         description="Triggers of deferred tasks one worker's triggerer runs at once (coroutines on one "
-        "event loop; a waiting deferred task holds no task process)",
+        "event loop; a waiting deferred task holds no task process), shared out among its worker processes",
     )
     task_heartbeat_timeout_seconds: float = Field(
         default=30, gt=0, description="A task try whose worker is silent this long is retried elsewhere"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM the worker stops taking work and gives its running task tries this long to "
+        "end; then it stops them and Temporal hands them to another worker (waiting triggers go at once)",
     )
     pools: dict[str, int] = Field(
         default_factory=dict,
@@ -66,7 +84,8 @@ class Settings(BaseSettings):
         default=10,
         ge=0,
         description="How often the worker looks for DAG files added, removed or changed and brings the DAGs' "
-        "schedule workflows in step (also once at start); 0: this worker manages no schedules",
+        "schedule workflows in step (also once at start; only the first of its worker processes does); "
+        "0: this worker manages no schedules",
     )
 
     # Kafka
@@ -109,7 +128,11 @@ class Settings(BaseSettings):
     # Metrics
     metrics_host: str = Field(default="0.0.0.0", description="Address the /metrics endpoint binds to")
     metrics_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Serve /metrics on this port when set (0: any free port)"
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve /metrics on this port when set (0: any free port); a worker with several worker "
+        "processes serves them all on this one port, summed (prometheus-client's multiprocess mode)",
     )
 
     # Logs

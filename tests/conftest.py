@@ -1,4 +1,4 @@
-"""Session-wide real servers and a worker, plus the replay check every workflow history must pass."""
+"""Session-wide real servers and a worker; every history of the session's server must replay."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
-from schemas.names import (
-    ASSET_SCHEDULE_WORKFLOW,
-    BACKFILL_WORKFLOW,
-    CONCURRENCY_LIMIT_WORKFLOW,
-    DAG_RUN_WORKFLOW,
-    DAG_SCHEDULE_WORKFLOW,
-)
 from schemas.settings import Settings
 from tests.environment import SessionEnvironment
 from tests.harness import TASK_QUEUE, TEST_DAGS, DagRunner
+from tests.replay import assert_every_history_replays
 from tests.servers import TemporalDevServer
 
 pytest_plugins = ["tests.bridge_fixtures"]
@@ -49,49 +42,10 @@ def temporal_server(server_logs: Path) -> Iterator[TemporalDevServer]:
 
 
 @pytest.fixture(scope="session")
-async def temporal_client(temporal_server: TemporalDevServer) -> AsyncIterator[Client]:
+async def temporal_client(temporal_server: TemporalDevServer, server_logs: Path) -> AsyncIterator[Client]:
     client = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
     yield client
-    await assert_every_history_replays(client)
-
-
-async def assert_every_history_replays(client: Client) -> None:
-    """Replay every DAG-run and limit history the session produced; any nondeterminism fails the session."""
-    histories = [
-        await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
-        async for execution in client.list_workflows(
-            f"WorkflowType IN ('{DAG_RUN_WORKFLOW}', '{CONCURRENCY_LIMIT_WORKFLOW}', "
-            f"'{DAG_SCHEDULE_WORKFLOW}', '{BACKFILL_WORKFLOW}', '{ASSET_SCHEDULE_WORKFLOW}')"
-        )
-    ]
-    import airflow_adapter
-    from workflows.asset_schedule import AssetScheduleWorkflow
-    from workflows.backfill import BackfillWorkflow
-    from workflows.concurrency_limit import ConcurrencyLimitWorkflow
-    from workflows.dag_run import DagRunWorkflow
-    from workflows.dag_schedule import DagScheduleWorkflow
-
-    airflow_adapter.install()
-    # Replay checks determinism, not speed: debug mode turns off the deadlock detector, whose 2 s
-    # budget measures how loaded the machine is while hundreds of histories replay back to back.
-    replayer = Replayer(
-        workflows=[
-            DagRunWorkflow,
-            ConcurrencyLimitWorkflow,
-            DagScheduleWorkflow,
-            BackfillWorkflow,
-            AssetScheduleWorkflow,
-        ],
-        data_converter=pydantic_data_converter,
-        debug_mode=True,
-    )
-    failures = {}
-    for history in histories:
-        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        if result.replay_failure is not None:
-            failures[history.workflow_id] = result.replay_failure
-    assert histories, "the session produced no workflow history to replay"
-    assert not failures, f"{len(failures)} of {len(histories)} histories failed to replay: {failures}"
+    await assert_every_history_replays(client, server_logs / "histories-failing-replay")
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +62,13 @@ def worker_settings(temporal_server: TemporalDevServer, task_logs: Path) -> Sett
         task_queue=TASK_QUEUE,
         dags_folder=TEST_DAGS,
         task_processes=2,
+        # Workers started as `dagbridge worker` from these settings are one process each on this
+        # small machine; tests/test_worker_processes.py runs several.
+        worker_processes=1,
         task_heartbeat_timeout_seconds=5,
         limit_holder_check_seconds=1,
+        # Tests that stop a worker mid-try mean to stop it there (the graceful stop has a test of its own).
+        shutdown_grace_seconds=0,
         # The test DAGs have no schedules; schedule tests run their own workers on their own folders.
         schedule_sync_seconds=0,
     )

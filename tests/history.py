@@ -96,6 +96,19 @@ async def activity_times(handle: WorkflowHandle) -> dict[str, tuple[datetime, da
     return times
 
 
+async def started_timers(handle: WorkflowHandle) -> list[tuple[datetime, float]]:
+    """When the workflow started each durable timer, and for how many seconds."""
+    history = await handle.fetch_history()
+    return [
+        (
+            event.event_time.ToDatetime(UTC),
+            event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds(),
+        )
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+
+
 async def activity_input_sizes(handle: WorkflowHandle) -> list[int]:
     """Bytes of each scheduled activity's input, as stored in history."""
     history = await handle.fetch_history()

@@ -91,7 +91,7 @@ def test_the_image_runs_the_console_script_as_a_non_root_user(dockerfile):
     instructions = dict(dockerfile)  # the last of each kind, as Docker applies them
     assert instructions["FROM"] == "python:3.11-slim"
     assert json.loads(instructions["ENTRYPOINT"]) == ["dagbridge"]
-    assert scripts["dagbridge"] == "dagbridge.cli:main"
+    assert scripts["dagbridge"] == "dagbridge.cli:entry"
     assert instructions["USER"] not in ("root", "0")
     assert any(instruction == "COPY" and arguments.split()[0] == "dags/" for instruction, arguments in dockerfile)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 from temporalio.client import Client
 
 from infra.temporal import start_dag_run
@@ -109,9 +110,16 @@ async def test_a_worker_started_without_kafka_publishes_once_kafka_is_there(
             assert marker.exists()
 
         await eventually(task_ran, timeout=30)
+
+        async def event_held() -> None:
+            assert REGISTRY.get_sample_value("dagbridge_events_held_back", {"event": "task"}) == 1
+
+        # The try waits for its event, and the worker shows it does.
+        await eventually(event_held, timeout=60)
         await asyncio.to_thread(broker.start)
         try:
             result: DagRunResult = await handle.result()
+            assert REGISTRY.get_sample_value("dagbridge_events_held_back", {"event": "task"}) == 0
             tasks = await read_records(broker.bootstrap, settings.task_events_topic, until=lambda r: len(r) >= 2)
             await read_records(broker.bootstrap, settings.run_events_topic, until=lambda r: len(r) >= 1)
         finally:

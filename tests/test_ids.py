@@ -13,6 +13,7 @@ from schemas.ids import (
     TryId,
     dag_run_workflow_id,
     event_key,
+    limit_kind,
     limit_workflow_id,
     parse_dag_run_workflow_id,
     parse_task_log_attempt,
@@ -38,6 +39,16 @@ def test_the_contract_formats() -> None:
     assert event_key("etl", "r:1") == b"etl:r:1"
     assert TryId("load", 3, 2).activity_id() == "load:3:2"
     assert TryId("sensor", -1, 1, reschedule_count=2).activity_id() == "sensor:-1:1:reschedule-2"
+
+
+@given(st.sampled_from(list(LimitKind)), st.text(min_size=1, max_size=40))
+def test_a_limit_id_tells_its_kind(kind: LimitKind, name: str) -> None:
+    assert limit_kind(limit_workflow_id(kind, name)) is kind
+
+
+@pytest.mark.parametrize("workflow_id", ["dagrun:etl:r1", "limit:", "limit:queue:x", "limits:runs:x", "assets:etl"])
+def test_other_ids_name_no_limit_kind(workflow_id: str) -> None:
+    assert limit_kind(workflow_id) is None
 
 
 @given(DAG_IDS, RUN_IDS)

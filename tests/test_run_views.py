@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -95,6 +96,6 @@ async def test_status_of_a_succeeded_run_and_one_line_errors(
     unreachable = await asyncio.to_thread(
         dagbridge, worker_settings.model_copy(update={"temporal_address": "127.0.0.1:1"}), "runs"
     )
-    assert unreachable.returncode == 1
+    assert unreachable.returncode == os.EX_UNAVAILABLE
     assert unreachable.stderr.startswith("dagbridge: cannot reach Temporal at 127.0.0.1:1")
     assert unreachable.stderr.count("\n") == 1

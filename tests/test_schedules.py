@@ -255,6 +255,10 @@ async def test_two_syncs_at_once_make_one_schedule(
     syncs = []
     for _ in range(2):
         loader = DagLoader(tmp_path)
+        # Parsed here, one after the other: two workers are two processes, while two DagBags in
+        # one process importing the same file at once race on its module in sys.modules. What
+        # races below is what two workers race on: starting the schedule's workflow.
+        loader.all_dags()
         syncs.append(ScheduleSync(temporal_client, loader, SchedulerViews(loader), settings))
     try:
         results = await asyncio.gather(*(sync.sync_once() for sync in syncs))

@@ -1,15 +1,23 @@
 """The workflow that owns one concurrency limit (a pool, a task's or a DAG's limit) across all runs.
 
 Temporal is its only store: holders and waiters live in the workflow and are carried across
-continue-as-new. DAG runs send ``change_slots`` updates (through update-with-start, so the first
-request creates the limit) and get the slots granted at once in the answer; slots granted later,
-when others release them, go to the waiting DAG run as ``slots_granted`` signals.
+continue-as-new. DAG runs send their changes one of two ways, both through a with-start call so
+the first request creates the limit:
+
+- ``change_slots`` updates, answered with the slots granted at once (pools and task limits: the
+  claims of running runs, which start their tries as soon as the answer comes);
+- ``queue_slot_changes`` signals, answered by signal only (a DAG's ``max_active_runs``: every run
+  of a burst claims it at once, and a server bounds the updates in flight per workflow, 10 by
+  default, so a burst of updates is refused exactly when it matters; signals queue in history
+  and sending one never waits for a workflow task of the limit).
+
+Slots granted later, when others release them, go to the waiting DAG run as ``slots_granted``
+signals, whichever way it asked.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -30,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         CHANGE_SLOTS_UPDATE,
         CLOSED_WORKFLOWS_ACTIVITY,
         CONCURRENCY_LIMIT_WORKFLOW,
+        QUEUE_SLOT_CHANGES_SIGNAL,
         SLOTS_GRANTED_SIGNAL,
     )
 
@@ -120,7 +129,8 @@ class ConcurrencyLimitWorkflow:
     def __init__(self, state: LimitState) -> None:
         # Built here, not in run: the update that starts the workflow is handled before run begins.
         self._book = SlotBook(state)
-        self._to_signal: list[Waiter] = []
+        # Grants to send, per requester, in the order they were decided.
+        self._to_signal: dict[str, list[str]] = {}
         self._checking_holders = False
 
     @workflow.update(name=CHANGE_SLOTS_UPDATE)
@@ -133,10 +143,33 @@ class ConcurrencyLimitWorkflow:
         """
         self._book.apply(update)
         granted = self._book.grant()
-        self._to_signal.extend(waiter for waiter in granted if waiter.requester != update.requester)
+        self._queue_grants(waiter for waiter in granted if waiter.requester != update.requester)
         answer = {waiter.holder for waiter in granted if waiter.requester == update.requester}
         answer.update(request.holder for request in update.acquire if request.holder in self._book.holders)
         return sorted(answer)
+
+    @workflow.signal(name=QUEUE_SLOT_CHANGES_SIGNAL)
+    def queue_slot_changes(self, update: LimitUpdate) -> None:
+        """Apply a run's releases and requests; every grant, its own included, goes out by signal.
+
+        A holder asked for again while it holds (a retried request, or the claim of a DAG run's
+        next workflow after continue-as-new) is granted again: the first grant may have gone to a
+        workflow that no longer listens.
+        """
+        held_before = {request.holder for request in update.acquire if request.holder in self._book.holders}
+        self._book.apply(update)
+        self._queue_grants(self._book.grant())
+        for holder in sorted(held_before):
+            self._queue_grant(update.requester, holder)
+
+    def _queue_grants(self, granted: Iterable[Waiter]) -> None:
+        for waiter in granted:
+            self._queue_grant(waiter.requester, waiter.holder)
+
+    def _queue_grant(self, requester: str, holder: str) -> None:
+        holders = self._to_signal.setdefault(requester, [])
+        if holder not in holders:
+            holders.append(holder)
 
     @workflow.run
     async def run(self, state: LimitState) -> None:
@@ -153,10 +186,7 @@ class ConcurrencyLimitWorkflow:
                     workflow.continue_as_new(self._book.state())
 
     async def _signal_grants(self) -> None:
-        granted, self._to_signal = self._to_signal, []
-        by_requester: dict[str, list[str]] = defaultdict(list)
-        for waiter in granted:
-            by_requester[waiter.requester].append(waiter.holder)
+        by_requester, self._to_signal = self._to_signal, {}
         requesters = sorted(by_requester)
         outcomes = await asyncio.gather(
             *(
@@ -181,7 +211,7 @@ class ConcurrencyLimitWorkflow:
 
     def _release_requesters(self, requesters: set[str]) -> None:
         self._book.release_requesters(requesters)
-        self._to_signal.extend(self._book.grant())
+        self._queue_grants(self._book.grant())
 
     async def _reclaim_dead_holders(self, book: SlotBook) -> None:
         """While anyone waits, look now and then for holders whose run ended without releasing
