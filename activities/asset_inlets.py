@@ -8,7 +8,10 @@ asset-scheduled task reads in the usual case.
 
 from __future__ import annotations
 
-from airflow.sdk.api.datamodels._generated import (
+from airflow.sdk.exceptions import ErrorType
+from airflow.sdk.execution_time import comms
+
+from airflow_adapter.execution_api import (
     AssetAliasReferenceAssetEventDagRun,
     AssetEventDagRunReference,
     AssetEventResponse,
@@ -16,9 +19,6 @@ from airflow.sdk.api.datamodels._generated import (
     AssetResponse,
     DagRunAssetReference,
 )
-from airflow.sdk.exceptions import ErrorType
-from airflow.sdk.execution_time import comms
-
 from schemas.runs import AssetEventPayload, DagRunContext
 
 

@@ -7,6 +7,10 @@ signal-with-start: the server starts the workflow if none runs, so two workers d
 still make one schedule. A DAG that left the folder (or lost its schedule) gets the signal too;
 its workflow then finds it gone and goes quiet, keeping where it stood in case the DAG comes back
 (Airflow keeps a removed DAG's runs and resumes from them too).
+
+A DAG scheduled on assets gets its ``assets:<dag_id>`` workflow the same way (signal-with-start,
+with no events) when a worker first sees it, not only when its first event comes: it can be
+paused before any event, and ``is_paused_upon_creation`` applies from then on.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import timetables
+from activities.asset_consumers import asset_consumers
 from activities.dag_loader import DagLoader
 from activities.schedules import SchedulerViews
 from infra.temporal import run_options
-from schemas.ids import SCHEDULE_PREFIX, schedule_workflow_id
-from schemas.names import DAG_CHANGED_SIGNAL, DAG_SCHEDULE_WORKFLOW
+from schemas.assets import AssetScheduleInput
+from schemas.ids import SCHEDULE_PREFIX, asset_schedule_workflow_id, schedule_workflow_id
+from schemas.names import ASSET_EVENTS_SIGNAL, ASSET_SCHEDULE_WORKFLOW, DAG_CHANGED_SIGNAL, DAG_SCHEDULE_WORKFLOW
 from schemas.schedules import ScheduleState
 from schemas.settings import Settings
 
@@ -38,6 +44,8 @@ class ScheduleSync:
         self._settings = settings
         # What this worker last told each schedule; None until the first sync.
         self._told: dict[str, str] | None = None
+        # The asset-scheduled DAGs whose workflow this worker made sure of.
+        self._asset_scheduled: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync now and then every interval until ``stop``; a failed sync is logged and retried."""
@@ -58,13 +66,22 @@ class ScheduleSync:
         if self._told is None:
             # A DAG removed while no worker ran still has its workflow: find it by its task queue.
             gone |= await self._running_schedules() - set(scheduled)
+        on_assets = await asyncio.to_thread(self._asset_scheduled_dags)
+        new_on_assets = on_assets - self._asset_scheduled
         await asyncio.gather(
             *(self._tell(dag_id, fingerprint) for dag_id, fingerprint in changed.items()),
             *(self._tell_gone(dag_id) for dag_id in gone),
+            *(self._ensure_asset_schedule(dag_id) for dag_id in new_on_assets),
         )
-        if changed or gone:
-            log.info("schedules in step: %d changed or new, %d gone", len(changed), len(gone))
+        if changed or gone or new_on_assets:
+            log.info(
+                "schedules in step: %d changed or new, %d gone, %d new on assets",
+                len(changed),
+                len(gone),
+                len(new_on_assets),
+            )
         self._told = scheduled
+        self._asset_scheduled = on_assets
         return scheduled
 
     def _scheduled_dags(self) -> dict[str, str]:
@@ -78,6 +95,20 @@ class ScheduleSync:
             if timetables.scheduling_problem(view) is None:
                 scheduled[dag_id] = timetables.schedule_fingerprint(view)
         return scheduled
+
+    def _asset_scheduled_dags(self) -> set[str]:
+        return {consumer.dag_id for consumer in asset_consumers(list(self._loader.all_dags().values()))}
+
+    async def _ensure_asset_schedule(self, dag_id: str) -> None:
+        # As an asset event's publisher does it, with no event: a running workflow just ignores it.
+        await self._client.start_workflow(
+            ASSET_SCHEDULE_WORKFLOW,
+            AssetScheduleInput(dag_id=dag_id, options=run_options(self._settings)),
+            id=asset_schedule_workflow_id(dag_id),
+            task_queue=self._settings.task_queue,
+            start_signal=ASSET_EVENTS_SIGNAL,
+            start_signal_args=[[]],
+        )
 
     async def _tell(self, dag_id: str, fingerprint: str) -> None:
         await self._client.start_workflow(

@@ -13,10 +13,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from airflow._shared.timezones.timezone import coerce_datetime
-from airflow.models.backfill import ReprocessBehavior as AirflowReprocessBehavior
-from airflow.models.backfill import _get_info_list, _validate_backfill_params
 from airflow.models.dagrun import DagRun
+from airflow.sdk.timezone import coerce_datetime
 from airflow.serialization.definitions.dag import SerializedDAG
 from airflow.serialization.encoders import encode_timetable
 from airflow.serialization.serialized_objects import DagSerialization
@@ -26,6 +24,7 @@ from airflow.timetables.base import DataInterval as AirflowDataInterval
 from airflow.timetables.simple import AssetTriggeredTimetable
 from airflow.utils.types import DagRunType
 
+from airflow_adapter.schedules import backfill_infos, time_restriction, validate_backfill
 from schemas.runs import DataInterval, RunType
 from schemas.schedules import ReprocessBehavior, ScheduledRun
 
@@ -49,7 +48,7 @@ def scheduling_problem(dag: SerializedDAG) -> str | None:
 
 def schedule_fingerprint(dag: SerializedDAG) -> str:
     """Changes whenever the timetable or anything else that decides which runs the DAG gets changes."""
-    restriction = dag._time_restriction
+    restriction = time_restriction(dag)
     decisive = {
         "timetable": encode_timetable(dag.timetable),
         "earliest": restriction.earliest and restriction.earliest.isoformat(),
@@ -102,8 +101,10 @@ def backfill_runs(
     Raises what Airflow raises for a bad request (``from`` after ``to``, only future dates,
     ``depends_on_past`` tasks run backwards or without reprocessing).
     """
-    _validate_backfill_params(dag, reverse, from_date, to_date, AirflowReprocessBehavior(reprocess_behavior.value))
-    infos = _get_info_list(from_date=from_date, to_date=to_date, reverse=reverse, dag=dag)
+    validate_backfill(
+        dag, reverse=reverse, from_date=from_date, to_date=to_date, reprocess_behavior=reprocess_behavior.value
+    )
+    infos = backfill_infos(dag, from_date=from_date, to_date=to_date, reverse=reverse)
     return [
         _scheduled_run(
             info,

@@ -7,14 +7,18 @@ replacements depend on.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_adapter.asset_evaluation import RESOLVE_ASSET_ALIAS, RESOLVE_ASSET_REF
 from airflow_adapter.dag_relations import DOWNSTREAM_WEIGHT, FLAT_RELATIVE_IDS, SETUPS_AND_TEARDOWNS, UPSTREAM_WEIGHT
 from airflow_adapter.dag_run_hooks import ARE_PREMATURE_TIS, GET_READY_TIS, GET_TASK_INSTANCES, REVISE_MAP_INDEXES
+from airflow_adapter.execution_api import ASSET_MODEL_FIELDS
 from airflow_adapter.expansion import EXPAND_MAPPED_TASK, GET_MAPPED_TI_COUNT
+from airflow_adapter.schedules import BACKFILL_INFO_LIST, TIME_RESTRICTION, VALIDATE_BACKFILL_PARAMS
 from airflow_adapter.task_runtime import (
     CONTEXT_FROM_SERVER,
     FAILED_CALLBACK_EVENT,
@@ -59,6 +63,41 @@ class PrivateField:
 
 
 @dataclass(frozen=True)
+class Property:
+    """A property (or cached property) of a class the adapter reads."""
+
+    name: str
+
+    def problem(self, originals: dict[str, Any]) -> str | None:
+        target = resolve(self.name)
+        if not isinstance(target, property | functools.cached_property):
+            return f"{self.name} is not a property" if target is not None else f"{self.name} does not exist"
+        return None
+
+
+@dataclass(frozen=True)
+class ModelFields:
+    """A pydantic model the adapter builds: it has these fields and requires no other."""
+
+    model: str
+    fields: tuple[str, ...]
+
+    def problem(self, originals: dict[str, Any]) -> str | None:
+        model = resolve(self.model)
+        declared = getattr(model, "model_fields", None)
+        if declared is None:
+            return f"{self.model} does not exist"
+        missing = [name for name in self.fields if name not in declared]
+        required = [name for name, field in declared.items() if field.is_required() and name not in self.fields]
+        if not missing and not required:
+            return None
+        changes = ([f"has no field {', '.join(missing)}"] if missing else []) + (
+            [f"requires {', '.join(required)}"] if required else []
+        )
+        return f"{self.model} {' and '.join(changes)}: the adapter fills {', '.join(self.fields)}"
+
+
+@dataclass(frozen=True)
 class LogEvent:
     """A log event of Airflow's the adapter recognises by its text."""
 
@@ -72,7 +111,9 @@ class LogEvent:
         return None
 
 
-EXPECTATIONS: tuple[Signature | PrivateField | LogEvent, ...] = (
+Expectation = Signature | PrivateField | Property | ModelFields | LogEvent
+
+EXPECTATIONS: tuple[Expectation, ...] = (
     # The workflow clock (clock.py).
     Signature(UTCNOW, "()"),
     # Mapped tasks expanded a slice at a time (expansion.py).
@@ -97,10 +138,19 @@ EXPECTATIONS: tuple[Signature | PrivateField | LogEvent, ...] = (
     # Deferred tasks recorded and resumed as Airflow's triggerer does (workflows/deferral.py).
     Signature(DECRYPT_TRIGGER_KWARGS, "(encrypted_kwargs)"),
     Signature(HANDLE_EVENT_SUBMIT, "(event, *, task_instance, session)"),
+    # Backfills laid out and schedules fingerprinted by Airflow's code (schedules.py).
+    Signature(VALIDATE_BACKFILL_PARAMS, "(dag, reverse, from_date, to_date, reprocess_behavior, dag_run_conf=None)"),
+    Signature(BACKFILL_INFO_LIST, "(*, from_date, to_date, reverse, dag)"),
+    Property(TIME_RESTRICTION),
+    # Asset conditions evaluated without Airflow's database (asset_evaluation.py).
+    Signature(RESOLVE_ASSET_REF, "(self, o)"),
+    Signature(RESOLVE_ASSET_ALIAS, "(self, o)"),
+    # Answers to a task's asset queries, built as Airflow's execution API builds them (execution_api.py).
+    *(ModelFields(model, fields) for model, fields in ASSET_MODEL_FIELDS.items()),
 )
 
 
-def problems(expectations: tuple[Signature | PrivateField | LogEvent, ...], originals: dict[str, Any]) -> list[str]:
+def problems(expectations: tuple[Expectation, ...], originals: dict[str, Any]) -> list[str]:
     """What does not hold of ``expectations``; ``originals`` stand in for names already replaced."""
     return [problem for expectation in expectations if (problem := expectation.problem(originals)) is not None]
 

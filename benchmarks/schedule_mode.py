@@ -12,6 +12,7 @@ task try.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import subprocess
@@ -23,10 +24,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from dagbridge.local_stack import TemporalDevServer
+from schemas.ids import schedule_workflow_id
 from schemas.names import DAG_RUN_WORKFLOW, RUN_TASK_TRY_ACTIVITY
 from schemas.runs import DagRunRequest
 
@@ -48,7 +51,10 @@ for index in range({dags}):
         schedule=datetime.timedelta(seconds={period}),
         start_date=FIRST_TICK,
         end_date=FIRST_TICK + datetime.timedelta(seconds={period} * ({ticks} - 1)),
-        catchup=False,
+        # On: every run's run_after is its tick (start_date is ahead of the worker's start, so
+        # there is nothing to catch up). Off, the timetable would place a run at "now", the moment
+        # the schedule asked, which hides the schedule's own delay and moves the later ticks.
+        catchup=True,
     ) as dag:
 
         @task
@@ -68,33 +74,93 @@ class ScheduleArgs:
     task_processes: int
 
 
-async def tick_to_first_task(client: Client, expected_runs: int, deadline: float) -> list[float]:
-    """Seconds from each run's ``run_after`` to its first task try's start, once every run ended."""
+async def tick_to_first_task(client: Client, expected_runs: int, deadline: float) -> list[dict[str, float]]:
+    """For each run, once every run ended: seconds from its ``run_after`` to each step on the way to its first try.
+
+    The last step, ``first try started``, is the figure the benchmark reports; the others say where
+    the time went (see :func:`run_steps`).
+    """
     query = f"WorkflowType = '{DAG_RUN_WORKFLOW}' AND ExecutionStatus != 'Running'"
     while (await client.count_workflows(query)).count < expected_runs:
         if time.monotonic() > deadline:
             raise SystemExit(f"not every run ended in time: {(await client.count_workflows(query)).count}")
         await asyncio.sleep(2)
-    delays = []
+    runs = []
     async for execution in client.list_workflows(f"WorkflowType = '{DAG_RUN_WORKFLOW}'"):
         history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes.input.payloads
         [request] = await client.data_converter.decode(started, [DagRunRequest])
-        scheduled_tries = {
-            event.event_id
-            for event in history.events
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-            and event.activity_task_scheduled_event_attributes.activity_type.name == RUN_TASK_TRY_ACTIVITY
-        }
-        first_try = min(
-            event.event_time.ToDatetime(tzinfo=UTC)
-            for event in history.events
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-            and event.activity_task_started_event_attributes.scheduled_event_id in scheduled_tries
-        )
         assert request.run_after is not None
-        delays.append((first_try - request.run_after).total_seconds())
-    return delays
+        schedule = await client.get_workflow_handle(schedule_workflow_id(request.dag_id)).fetch_history()
+        steps = schedule_steps(schedule, execution.id) | run_steps(history)
+        runs.append({step: (at - request.run_after).total_seconds() for step, at in steps.items()})
+    return runs
+
+
+def _at(event: object) -> datetime:
+    return event.event_time.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+def _local_activity(event: object) -> str:
+    """The activity type a local activity's marker names (in the JSON of one of its details)."""
+    for payloads in event.marker_recorded_event_attributes.details.values():  # type: ignore[attr-defined]
+        for payload in payloads.payloads:
+            try:
+                data = json.loads(payload.data)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "activity_type" in data:
+                return str(data["activity_type"])
+    return "?"
+
+
+def schedule_steps(history: History, run_workflow_id: str) -> dict[str, datetime]:
+    """When the schedule's timer for the run fired, and when it asked the timetable and started the run."""
+    fired: datetime | None = None
+    asked: datetime | None = None
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            fired, asked = _at(event), None
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            asked = _at(event)
+        elif (
+            event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+            and event.start_child_workflow_execution_initiated_event_attributes.workflow_id == run_workflow_id
+        ):
+            found = {"schedule timer fired": fired, "schedule asked the timetable": asked}
+            return {step: at for step, at in found.items() if at is not None} | {"run start decided": _at(event)}
+    return {}
+
+
+def run_steps(history: History) -> dict[str, datetime]:
+    """The first time each step of the run happened: its start, its first workflow task, each local
+    activity (numbered when repeated: the run slot claim, then the task's pool claim), the first
+    signal (a slot grant), the first try scheduled and started."""
+    steps: dict[str, datetime] = {"run workflow started": _at(history.events[0])}
+    seen: dict[str, int] = {}
+    tries = set()
+    for event in history.events:
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            steps.setdefault("run first workflow task", _at(event))
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            name = _local_activity(event)
+            seen[name] = seen.get(name, 0) + 1
+            steps.setdefault(f"local activity {name} #{seen[name]}", _at(event))
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            steps.setdefault("first signal", _at(event))
+        elif (
+            kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and event.activity_task_scheduled_event_attributes.activity_type.name == RUN_TASK_TRY_ACTIVITY
+        ):
+            tries.add(event.event_id)
+            steps.setdefault("first try scheduled", _at(event))
+        elif (
+            kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            and event.activity_task_started_event_attributes.scheduled_event_id in tries
+        ):
+            steps.setdefault("first try started", _at(event))
+    return steps
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,19 +194,29 @@ def main(args: ScheduleArgs) -> None:
         )
         try:
 
-            async def measure() -> list[float]:
+            async def measure() -> list[dict[str, float]]:
                 client = await Client.connect(server.address, data_converter=pydantic_data_converter)
                 last_tick = first_tick + timedelta(seconds=args.period * (args.ticks - 1))
                 deadline = time.monotonic() + (last_tick - datetime.now(UTC)).total_seconds() + 600
                 return await tick_to_first_task(client, args.dags * args.ticks, deadline)
 
-            delays = asyncio.run(measure())
+            runs = asyncio.run(measure())
         finally:
             worker.terminate()
             worker.wait(timeout=60)
+    delays = [run["first try started"] for run in runs]
+    steps = sorted({step for run in runs for step in run}, key=lambda step: percentile(_values(runs, step), 0.5))
     print(
         f"{args.dags} DAGs every {args.period} s, {args.ticks} ticks, one worker ({args.task_processes} task "
         f"processes): {len(delays)} runs; tick -> first task try started: p50 {percentile(delays, 0.5) * 1000:.0f} ms, "
         f"p99 {percentile(delays, 0.99) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
     )
+    print("where the time went, seconds after the tick (p50 / p90 over the runs that had the step):")
+    for step in steps:
+        values = _values(runs, step)
+        print(f"  {step:45s} {percentile(values, 0.5):8.2f} {percentile(values, 0.9):8.2f}  ({len(values)} runs)")
     print(f"(server and worker logs in {logs})")
+
+
+def _values(runs: list[dict[str, float]], step: str) -> list[float]:
+    return [run[step] for run in runs if step in run]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.ids import backfill_workflow_id, schedule_workflow_id
+from schemas.ids import asset_schedule_workflow_id, backfill_workflow_id, schedule_workflow_id
 from schemas.names import BACKFILL_PROGRESS_QUERY, BACKFILL_WORKFLOW, SCHEDULE_STATUS_QUERY, SET_PAUSED_UPDATE
 from schemas.runs import RunOptions
 from schemas.schedules import BackfillOutcome, BackfillProgress, BackfillRequest, ReprocessBehavior, ScheduleStatus
@@ -19,15 +20,27 @@ class NoSchedule(LookupError):
 
 
 async def set_paused(client: Client, dag_id: str, paused: bool) -> bool:
-    """Pause or unpause the DAG's schedule; returns whether it was paused. Raises ``NoSchedule``."""
-    handle = client.get_workflow_handle(schedule_workflow_id(dag_id))
+    """Pause or unpause the DAG's time schedule and its asset schedule, whichever it has.
+
+    Returns whether it was paused. Raises ``NoSchedule`` when it has neither.
+    """
+    answers = await asyncio.gather(
+        _update_paused(client, schedule_workflow_id(dag_id), paused),
+        _update_paused(client, asset_schedule_workflow_id(dag_id), paused),
+    )
+    found = [was_paused for was_paused in answers if was_paused is not None]
+    if not found:
+        raise NoSchedule(f"DAG {dag_id!r} has no schedule: no worker found it scheduled in its dags folder")
+    return any(found)
+
+
+async def _update_paused(client: Client, workflow_id: str, paused: bool) -> bool | None:
+    """Whether the workflow's DAG was paused; ``None`` when no such workflow runs."""
     try:
-        return await handle.execute_update(SET_PAUSED_UPDATE, paused, result_type=bool)
+        return await client.get_workflow_handle(workflow_id).execute_update(SET_PAUSED_UPDATE, paused, result_type=bool)
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
-            raise NoSchedule(
-                f"DAG {dag_id!r} has no schedule: no worker found it scheduled in its dags folder"
-            ) from err
+            return None
         raise
 
 

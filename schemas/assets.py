@@ -51,6 +51,9 @@ class AssetScheduleState(_Payload):
     last_run_after: datetime | None = Field(
         default=None, description="run_after of the last run started: the next run's is later"
     )
+    paused: bool | None = Field(
+        default=None, description="None until the DAG's is_paused_upon_creation was read; paused: no run starts"
+    )
 
 
 class AssetScheduleInput(_Payload):
@@ -87,3 +90,4 @@ class AssetScheduleStatus(_Payload):
     pending_event_ids: list[str]
     active_run_ids: list[str]
     started_run_ids: list[str]
+    paused: bool | None = None

@@ -99,6 +99,9 @@ class BackfillRequest(_Payload):
     max_active_runs: int | None = Field(default=None, ge=1, description="Default: the DAG's max_active_runs")
     run_backwards: bool = False
     options: RunOptions = RunOptions()
+    state: BackfillState | None = Field(
+        default=None, description="Set by the backfill workflow only, when it continues as new: where it stands"
+    )
 
 
 class BackfillPlan(_Payload):
@@ -131,3 +134,17 @@ class BackfillProgress(_Payload):
     dag_id: str
     items: list[BackfillItem]
     cancelled: bool = False
+
+
+class BackfillState(_Payload):
+    """Where a backfill stands, carried through continue-as-new: every interval, and the runs not reached yet."""
+
+    items: list[BackfillItem] = Field(description="Every interval of the backfill, in its order")
+    remaining: list[ScheduledRun] = Field(description="The last len(remaining) intervals' runs, not reached yet")
+    max_active_runs: int = Field(ge=1)
+    existing: dict[str, ExistingRun] = Field(
+        default_factory=dict, description="backfill run ID -> a run of the same interval that already exists"
+    )
+
+
+BackfillRequest.model_rebuild()

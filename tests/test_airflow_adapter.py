@@ -28,7 +28,7 @@ from temporalio import workflow
 import airflow_adapter
 from activities.dag_loader import DagLoader
 from airflow_adapter.clock import airflow_utcnow
-from airflow_adapter.contract import LogEvent, PrivateField, Signature, problems
+from airflow_adapter.contract import LogEvent, ModelFields, PrivateField, Property, Signature, problems
 from airflow_adapter.dag_run_hooks import HOOKED
 from airflow_adapter.task_runtime import CallbackFailureLog, run_context, runtime_task_instance
 from schemas.runs import TaskState, TaskTryResult
@@ -86,6 +86,27 @@ def test_a_missing_name_field_or_log_event_is_a_problem() -> None:
         "airflow.models.dagrun.DagRun._no_such_method does not exist",
         "airflow.sdk.execution_time.task_runner.RuntimeTaskInstance has no private field _no_such_field",
         "airflow.sdk.execution_time.task_runner._run_task_state_change_callbacks no longer logs 'No such event'",
+    ]
+
+
+def test_a_property_gone_or_a_model_field_renamed_or_newly_required_is_a_problem() -> None:
+    generated = "airflow.sdk.api.datamodels._generated"
+    found = problems(
+        (
+            Property("airflow.serialization.definitions.dag.SerializedDAG._no_such_property"),
+            Property("airflow.serialization.definitions.dag.SerializedDAG.next_dagrun_info"),
+            ModelFields(f"{generated}.AssetResponse", ("name", "uri", "grp")),
+            ModelFields(f"{generated}.AssetResponse", ("name", "uri")),
+            ModelFields(f"{generated}.NoSuchModel", ()),
+        ),
+        {},
+    )
+    assert found == [
+        "airflow.serialization.definitions.dag.SerializedDAG._no_such_property does not exist",
+        "airflow.serialization.definitions.dag.SerializedDAG.next_dagrun_info is not a property",
+        f"{generated}.AssetResponse has no field grp and requires group: the adapter fills name, uri, grp",
+        f"{generated}.AssetResponse requires group: the adapter fills name, uri",
+        f"{generated}.NoSuchModel does not exist",
     ]
 
 

@@ -87,6 +87,29 @@ def test_an_event_older_than_the_last_run_is_consumed_by_the_next_run_which_star
     assert [e.event_id for e in consumed] == ["late"] and run_after > first_run_after
 
 
+def test_paused_events_are_recorded_but_queue_nothing_and_rows_from_before_stay() -> None:
+    queue, condition = fresh(), SerializedAssetAll([asset("a"), asset("b")])
+    queue.receive([event("a", 1)])
+    queue.paused = True
+    queue.receive([event("b", 2)])
+    assert [row.asset.name for row in queue.queued] == ["a"] and not queue.ready(condition)
+    queue.paused = False
+    assert not queue.ready(condition), "b's event came while paused: it queued nothing"
+    queue.receive([event("b", 3)])
+    assert queue.ready(condition)
+    consumed, run_after = queue.consume()
+    assert [e.event_id for e in consumed] == ["a@1", "b@2", "b@3"] and run_after == T0 + timedelta(seconds=3)
+
+
+def test_a_paused_queue_that_holds_is_not_ready_until_unpaused() -> None:
+    queue, condition = fresh(), SerializedAssetAny([asset("a")])
+    queue.receive([event("a", 1)])
+    queue.paused = True
+    assert not queue.ready(condition)
+    queue.paused = False
+    assert queue.ready(condition)
+
+
 def test_the_state_survives_a_continue_as_new() -> None:
     queue = fresh()
     queue.receive([event("a", 1, aliases=("al",))])

@@ -12,8 +12,10 @@ from typing import Any
 
 import jsonschema
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from dagbridge.schedule_commands import set_paused
 from infra.temporal import start_dag_run
 from schemas.assets import AssetScheduleStatus
 from schemas.ids import asset_schedule_workflow_id, dag_run_workflow_id
@@ -229,3 +231,100 @@ async def test_the_events_of_a_try_are_those_airflow_s_dag_test_records(
         return sorted(events, key=lambda e: (e["asset_uri"], json.dumps(e["extra"], sort_keys=True)))
 
     assert order(ours) == order(expected)
+
+
+async def test_events_while_paused_queue_nothing_and_the_next_run_after_unpause_consumes_them(
+    asset_worker: Settings, temporal_client: Client
+) -> None:
+    before = await produce(temporal_client, asset_worker, "produce_pause_a")
+
+    async def a_is_queued() -> None:
+        status = await schedule_status(temporal_client, "consume_pause_and")
+        assert [row.asset.uri for row in status.queued] == ["pause_a"], status
+
+    await eventually(a_is_queued, timeout=WAIT)
+    assert await set_paused(temporal_client, "consume_pause_and", True) is False
+    during = await produce(temporal_client, asset_worker, "produce_pause_b")
+
+    async def b_is_recorded_not_queued() -> None:
+        status = await schedule_status(temporal_client, "consume_pause_and")
+        assert len(status.pending_event_ids) == 2, status
+        assert [row.asset.uri for row in status.queued] == ["pause_a"] and status.paused, status
+
+    await eventually(b_is_recorded_not_queued, timeout=WAIT)
+    # Airflow: pause_b's event did not queue the paused DAG, so unpausing starts nothing...
+    assert await set_paused(temporal_client, "consume_pause_and", False) is True
+    after = await produce(temporal_client, asset_worker, "produce_pause_b")
+    # ...and the run pause_b's next event starts consumes every event since the last run.
+    [run_id] = await started_runs(temporal_client, "consume_pause_and", 1)
+    assert (await consumed(temporal_client, "consume_pause_and", run_id))["triggering"] == {
+        "pause_a": [produced(before)],
+        "pause_b": [produced(during), produced(after)],
+    }
+    assert await workflow_ids(temporal_client, dag_run_workflow_id("consume_pause_and", "")) == [
+        dag_run_workflow_id("consume_pause_and", run_id)
+    ]
+
+
+async def test_a_queue_that_holds_while_paused_starts_its_run_only_once_unpaused(
+    asset_worker: Settings, temporal_client: Client, asset_gate: Path
+) -> None:
+    first = await produce(temporal_client, asset_worker, "produce_pause_held")
+    [first_run] = await started_runs(temporal_client, "consume_pause_held", 1)
+    # The first run holds max_active_runs=1 until its gate opens: this event is queued behind it.
+    second = await produce(temporal_client, asset_worker, "produce_pause_held")
+
+    async def queued_behind_the_run() -> None:
+        status = await schedule_status(temporal_client, "consume_pause_held")
+        assert len(status.queued) == 1 and status.active_run_ids == [first_run], status
+
+    await eventually(queued_behind_the_run, timeout=WAIT)
+    assert await set_paused(temporal_client, "consume_pause_held", True) is False
+    asset_gate.with_name("open-pause").touch()
+    assert (await consumed(temporal_client, "consume_pause_held", first_run))["triggering"] == {
+        "pause_held": [produced(first)]
+    }
+
+    async def the_run_ended_and_the_row_stayed() -> None:
+        status = await schedule_status(temporal_client, "consume_pause_held")
+        assert status.active_run_ids == [] and len(status.queued) == 1, status
+
+    await eventually(the_run_ended_and_the_row_stayed, timeout=WAIT)
+    assert await set_paused(temporal_client, "consume_pause_held", False) is True
+    runs = await started_runs(temporal_client, "consume_pause_held", 2)
+    assert (await consumed(temporal_client, "consume_pause_held", runs[1]))["triggering"] == {
+        "pause_held": [produced(second)]
+    }
+    # The history orders what the workflow did: the second run started after the unpause, not before.
+    history = await temporal_client.get_workflow_handle(
+        asset_schedule_workflow_id("consume_pause_held")
+    ).fetch_history()
+    updates = [
+        e.event_id for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    [second_start] = [
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+        and e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        == dag_run_workflow_id("consume_pause_held", runs[1])
+    ]
+    assert len(updates) == 2 and updates[1] < second_start, (updates, second_start)
+
+
+async def test_a_dag_paused_upon_creation_runs_only_once_unpaused(
+    asset_worker: Settings, temporal_client: Client
+) -> None:
+    while_paused = await produce(temporal_client, asset_worker, "produce_born_paused")
+
+    async def recorded_not_queued() -> None:
+        status = await schedule_status(temporal_client, "consume_born_paused")
+        assert status.paused is True and len(status.pending_event_ids) == 1 and status.queued == [], status
+
+    await eventually(recorded_not_queued, timeout=WAIT)
+    assert await set_paused(temporal_client, "consume_born_paused", False) is True
+    after = await produce(temporal_client, asset_worker, "produce_born_paused")
+    [run_id] = await started_runs(temporal_client, "consume_born_paused", 1)
+    assert (await consumed(temporal_client, "consume_born_paused", run_id))["triggering"] == {
+        "born_paused": [produced(while_paused), produced(after)]
+    }

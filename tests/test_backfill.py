@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.models.dagrun import DagRun
@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from activities.timetables import scheduler_view
 from dagbridge.schedule_commands import backfill_progress, start_backfill
-from schemas.ids import dag_run_workflow_id
+from schemas.ids import backfill_workflow_id, dag_run_workflow_id
 from schemas.runs import RunOptions
 from schemas.schedules import BackfillOutcome, ReprocessBehavior
 from schemas.settings import Settings
@@ -116,6 +116,16 @@ async def test_backfill_twice_creates_each_run_once_and_reprocesses_on_request(
         await end_schedule(temporal_client, dag_id)
 
 
+async def chain_length(client: Client, workflow_id: str) -> int:
+    """Executions of the workflow's latest continue-as-new chain, read from the histories themselves."""
+    count, run_id = 0, (await client.get_workflow_handle(workflow_id).describe()).run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        count += 1
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+    return count
+
+
 async def _executions(client: Client, dag_id: str, run_id: str) -> int:
     return len([e async for e in client.list_workflows(f"WorkflowId = '{dag_run_workflow_id(dag_id, run_id)}'")])
 
@@ -160,5 +170,42 @@ async def test_cancelled_backfill_starts_no_more_runs(
             assert (await backfill_progress(handle)).cancelled
             (signals / "release").touch()
             assert len(list(signals.glob("*.started"))) == 1
+    finally:
+        await end_schedule(temporal_client, dag_id)
+
+
+async def test_a_long_backfill_continues_as_new_and_still_runs_each_interval_once_in_order(
+    temporal_client: Client, worker_settings: Settings, tmp_path: Path
+) -> None:
+    dag_id = "backfill_long"
+    until = FROM + timedelta(days=9)
+    path = write_dag(tmp_path, dag_id, "'@daily'", FROM, catchup=False, paused=True)
+    expected = airflow_backfill_run_ids(load_dag(path, dag_id), FROM, until)
+    assert len(expected) == 10
+    settings = schedule_settings(worker_settings, tmp_path, "backfills-long")
+    # A bound one to three starts long (a start and its child's start and end are three events at
+    # least): ten intervals cannot fit in fewer than three executions.
+    options = RunOptions(default_task_queue=settings.task_queue, history_events_per_workflow=15)
+    try:
+        async with schedule_worker(settings, temporal_client, [dag_id]):
+            handle = await start_backfill(
+                temporal_client, settings.task_queue, dag_id, FROM, until, max_active_runs=2, options=options
+            )
+            progress = await handle.result()
+            assert [item.run_id for item in progress.items] == expected
+            assert {(item.outcome, item.state) for item in progress.items} == {(BackfillOutcome.STARTED, "success")}
+            executions = await chain_length(temporal_client, backfill_workflow_id(dag_id, FROM, until))
+            assert executions >= 3, f"two continue-as-new at least, {executions} executions"
+
+            async def all_listed() -> bool:
+                return len(await run_ids_of(temporal_client, dag_id)) >= len(expected)
+
+            await eventually(all_listed, "the backfill runs in visibility")
+            assert await run_ids_of(temporal_client, dag_id) == sorted(expected), "each interval ran once"
+
+            again = await (
+                await start_backfill(temporal_client, settings.task_queue, dag_id, FROM, until, options=options)
+            ).result()
+            assert {item.outcome for item in again.items} == {BackfillOutcome.ALREADY_EXISTS}
     finally:
         await end_schedule(temporal_client, dag_id)

@@ -13,6 +13,12 @@ the moment the event was received: the run that consumes a set of events, and it
 depend only on the events. In Airflow an event is timestamped when it is registered, so no event
 arrives older than the last run; here one can (its publish was delayed). Such an event is not
 dropped: its queue row is dated just after the last run, and the next run consumes it.
+
+A paused DAG is queued by no event (``AssetManager.register_asset_change`` skips paused DAGs)
+and gets no run (``DagModel.dags_needing_dagruns`` selects unpaused DAGs only), yet its queue
+rows made before the pause stay, and the events themselves are recorded: once unpaused, the DAG
+runs when its condition holds over those rows (or rows of later events), and that run consumes
+every event of its window, those that arrived while it was paused included.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class AssetQueue:
         self._seen = list(state.seen_event_ids)
         self._seen_set = set(self._seen)
         self._last_run_after = state.last_run_after
+        self.paused = state.paused
 
     def state(self) -> AssetScheduleState:
         return AssetScheduleState(
@@ -47,6 +54,7 @@ class AssetQueue:
             aliases=[AliasResolution(alias=alias, assets=keys) for alias, keys in self._aliases.items()],
             seen_event_ids=self._seen,
             last_run_after=self._last_run_after,
+            paused=self.paused,
         )
 
     @property
@@ -58,7 +66,7 @@ class AssetQueue:
         return list(self._pending)
 
     def receive(self, events: list[AssetEventPayload]) -> None:
-        """Record new events and queue their assets; an event seen before is dropped."""
+        """Record new events and, unless paused, queue their assets; an event seen before is dropped."""
         for event in events:
             if event.event_id is not None:
                 if event.event_id in self._seen_set:
@@ -70,6 +78,8 @@ class AssetQueue:
                 if key not in resolved:
                     resolved.append(key)
             self._pending.append(event)
+            if self.paused:
+                continue
             queued_at = event.timestamp
             if self._last_run_after is not None and queued_at <= self._last_run_after:
                 queued_at = self._last_run_after + LATE_EVENT_STEP
@@ -82,8 +92,8 @@ class AssetQueue:
             self._seen_set.discard(self._seen.pop(0))
 
     def ready(self, condition: SerializedAssetBase) -> bool:
-        """Whether the DAG's condition holds over the queued assets."""
-        if not self._queued:
+        """Whether the DAG, unpaused, gets a run: its condition holds over the queued assets."""
+        if self.paused or not self._queued:
             return False
         known = [AssetKey(name=e.asset_name, uri=e.asset_uri) for e in self._pending] + list(self._queued)
         return condition_holds(condition, list(self._queued), known, self._aliases)

@@ -6,6 +6,10 @@ arrive or a run ends, and starts a run with the events it consumes, under a run 
 those events (``dagrun:<dag_id>:asset_triggered__<run_after>_<digest>``). Its state is its
 workflow history, so it survives any restart; every publisher of an event signals it with the
 event's stable ID, so a repeated signal changes nothing.
+
+Paused (``set_paused`` update, or ``is_paused_upon_creation`` read when the workflow starts), it
+starts no run and its new events queue nothing, as Airflow's scheduler does with a paused DAG;
+see ``workflows.asset_queue`` for what an unpause then brings.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ASSET_SCHEDULE_WORKFLOW,
         DAG_RUN_WORKFLOW,
         LOAD_SERIALIZED_DAG_ACTIVITY,
+        SET_PAUSED_UPDATE,
     )
     from schemas.runs import AssetEventPayload, DagRunRequest, DagRunResult, RunType
     from workflows.asset_condition import asset_condition
@@ -46,42 +51,62 @@ LOAD_DAG_RETRY_POLICY = RetryPolicy(
 class AssetScheduleWorkflow:
     """Unsandboxed for the same reason as the DAG-run workflow: it runs Airflow's condition code."""
 
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, request: AssetScheduleInput) -> None:
         self._inbox: list[AssetEventPayload] = []
-        self._queue: AssetQueue | None = None
+        # Built here, not in run(): a pause update can come before run() begins.
+        self._queue = AssetQueue(request.state)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._started: list[str] = []
-        self._run_ended = False
+        self._woken = False
 
     @workflow.signal(name=ASSET_EVENTS_SIGNAL)
     def asset_events(self, events: list[AssetEventPayload]) -> None:
         self._inbox.extend(events)
 
+    @workflow.update(name=SET_PAUSED_UPDATE)
+    def set_paused(self, paused: bool) -> bool:
+        """Pause or unpause; returns whether the DAG was paused before."""
+        was_paused = bool(self._queue.paused)
+        self._queue.paused = paused
+        self._woken = True
+        return was_paused
+
     @workflow.query(name=ASSET_SCHEDULE_STATE_QUERY)
     def status(self) -> AssetScheduleStatus:
         queue = self._queue
         return AssetScheduleStatus(
-            queued=queue.queued if queue else [],
-            pending_event_ids=[e.event_id or "" for e in queue.pending] if queue else [],
+            queued=queue.queued,
+            pending_event_ids=[e.event_id or "" for e in queue.pending],
             active_run_ids=sorted(self._active),
             started_run_ids=list(self._started),
+            paused=queue.paused,
         )
 
     @workflow.run
     async def run(self, request: AssetScheduleInput) -> None:
-        queue = self._queue = AssetQueue(request.state)
+        queue = self._queue
+        # Before any event is queued: a DAG paused upon creation queues none. Histories of
+        # workflows started before pauses existed have no such load.
+        if queue.paused is None and workflow.patched("asset-schedule-pause"):
+            await self._load_dag(request.dag_id)
         while True:
-            await workflow.wait_condition(lambda: bool(self._inbox) or self._run_ended)
-            self._run_ended = False
+            await workflow.wait_condition(lambda: bool(self._inbox) or self._woken)
+            self._woken = False
             events, self._inbox = self._inbox, []
             queue.receive(events)
             await self._start_run_if_ready(request, queue)
             # Only with no run in flight: a run's end reaches this workflow, not the next one.
-            if workflow.info().is_continue_as_new_suggested() and not self._active and not self._inbox:
+            if (
+                workflow.info().is_continue_as_new_suggested()
+                and not self._active
+                and not self._inbox
+                and workflow.all_handlers_finished()
+            ):
                 workflow.continue_as_new(request.model_copy(update={"state": queue.state()}))
 
     async def _start_run_if_ready(self, request: AssetScheduleInput, queue: AssetQueue) -> None:
-        if not queue.queued:
+        if queue.paused or not queue.queued:
             return
         serialized_dag = await self._load_dag(request.dag_id)
         if serialized_dag is None:
@@ -130,10 +155,13 @@ class AssetScheduleWorkflow:
             pass
         finally:
             del self._active[run_id]
-            self._run_ended = True
+            self._woken = True
 
     async def _load_dag(self, dag_id: str) -> dict[str, Any] | None:
-        """The DAG as the worker's dags folder has it now; ``None`` (and the queue kept) when it cannot be read."""
+        """The DAG as the worker's dags folder has it now; ``None`` (and the queue kept) when it cannot be read.
+
+        The first DAG read decides whether a workflow never paused or unpaused starts paused.
+        """
         try:
             serialized: dict[str, Any] = await workflow.execute_local_activity(
                 LOAD_SERIALIZED_DAG_ACTIVITY,
@@ -147,4 +175,6 @@ class AssetScheduleWorkflow:
             reason = cause.message if isinstance(cause, ApplicationError) else str(err)
             workflow.logger.warning("DAG %s cannot be loaded, its queued events wait: %s", dag_id, reason)
             return None
+        if self._queue.paused is None:
+            self._queue.paused = bool(serialized["dag"].get("is_paused_upon_creation"))
         return serialized

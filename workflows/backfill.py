@@ -7,6 +7,12 @@ running the same backfill again finds every run taken and starts nothing new. Re
 (``failed`` / ``completed``) runs an interval's existing run again under the same (dag_id,
 run_id), as Airflow clears and re-runs it: a new execution of the same workflow ID. Cancelled,
 it starts no more runs; the runs already started finish, as in Airflow.
+
+A backfill of thousands of intervals would grow one history without bound: once the history is
+long (Temporal suggests it, or ``history_events_per_workflow``), the workflow starts no more runs,
+waits for those it started (their end reaches only it: they are its children) and continues as
+new with one :class:`BackfillState`, which the next execution goes on from. Every execution
+starts at least one run, so a bound smaller than one start needs still makes progress.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         BackfillPlan,
         BackfillProgress,
         BackfillRequest,
+        BackfillState,
         ExistingRun,
         ReprocessBehavior,
         ScheduledRun,
@@ -62,19 +69,50 @@ class BackfillWorkflow:
     @workflow.run
     async def run(self, request: BackfillRequest) -> BackfillProgress:
         self._dag_id = request.dag_id
-        plan = await workflow.execute_activity(
-            PLAN_BACKFILL_ACTIVITY, request, result_type=BackfillPlan, start_to_close_timeout=PLAN_TIMEOUT
-        )
-        self._items = [BackfillItem(run_id=run.run_id, logical_date=run.logical_date) for run in plan.runs]
+        state = request.state or await self._plan(request)
+        self._items = list(state.items)
+        first = len(state.items) - len(state.remaining)
         try:
-            for index, run in enumerate(plan.runs):
-                await workflow.wait_condition(lambda: self._in_flight < plan.max_active_runs)
-                await self._start(index, request, run, plan.existing.get(run.run_id))
+            for offset, run in enumerate(state.remaining):
+                await workflow.wait_condition(lambda: self._in_flight < state.max_active_runs)
+                if offset > 0 and self._history_is_long(request):
+                    await workflow.wait_condition(lambda: self._in_flight == 0 and workflow.all_handlers_finished())
+                    workflow.continue_as_new(request.model_copy(update={"state": self._rest(state, offset)}))
+                await self._start(first + offset, request, run, state.existing.get(run.run_id))
             await workflow.wait_condition(lambda: self._in_flight == 0)
         except asyncio.CancelledError:
             # Started runs go on; nothing more starts.
             self._cancelled = True
         return self.progress()
+
+    async def _plan(self, request: BackfillRequest) -> BackfillState:
+        plan = await workflow.execute_activity(
+            PLAN_BACKFILL_ACTIVITY, request, result_type=BackfillPlan, start_to_close_timeout=PLAN_TIMEOUT
+        )
+        return BackfillState(
+            items=[BackfillItem(run_id=run.run_id, logical_date=run.logical_date) for run in plan.runs],
+            remaining=plan.runs,
+            max_active_runs=plan.max_active_runs,
+            existing=plan.existing,
+        )
+
+    def _rest(self, state: BackfillState, offset: int) -> BackfillState:
+        """What the next execution goes on from: every item as it stands, the runs from ``offset`` on."""
+        remaining = state.remaining[offset:]
+        return BackfillState(
+            items=self._items,
+            remaining=remaining,
+            max_active_runs=state.max_active_runs,
+            existing={run.run_id: state.existing[run.run_id] for run in remaining if run.run_id in state.existing},
+        )
+
+    @staticmethod
+    def _history_is_long(request: BackfillRequest) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= request.options.history_events_per_workflow
+        )
 
     @workflow.query(name=BACKFILL_PROGRESS_QUERY)
     def progress(self) -> BackfillProgress:

@@ -24,14 +24,16 @@ def producer(dag_id: str, asset: Asset) -> DAG:
     return dag
 
 
-def consumer(dag_id: str, schedule, *, gated: bool = False, max_active_runs: int = 16) -> DAG:
+def consumer(
+    dag_id: str, schedule, *, gated: bool = False, gate: Path = GATE, max_active_runs: int = 16, **dag_args
+) -> DAG:
     """Returns what its run consumed: Airflow's ``triggering_asset_events`` and ``inlet_events``."""
-    with DAG(dag_id, schedule=schedule, catchup=False, max_active_runs=max_active_runs) as dag:
+    with DAG(dag_id, schedule=schedule, catchup=False, max_active_runs=max_active_runs, **dag_args) as dag:
 
         @task(inlets=[Asset("and_a")])
         def read(*, triggering_asset_events=None, inlet_events=None):
             if gated:
-                while not GATE.exists():
+                while not gate.exists():
                     time.sleep(0.05)
             return {
                 "triggering": {
@@ -85,3 +87,16 @@ with DAG("produce_mixed", schedule=None, catchup=False) as produce_mixed:
         outlet_events[AssetAlias("mixed_alias")].add(Asset("mixed_c"), extra={"via": "alias"})
 
     mixed()
+
+# Pause: events that come while a DAG is paused queue nothing; queue rows made before stay.
+pause_a = producer("produce_pause_a", Asset("pause_a"))
+pause_b = producer("produce_pause_b", Asset("pause_b"))
+consume_pause_and = consumer("consume_pause_and", Asset("pause_a") & Asset("pause_b"))
+
+pause_held = producer("produce_pause_held", Asset("pause_held"))
+consume_pause_held = consumer(
+    "consume_pause_held", Asset("pause_held"), gated=True, gate=GATE.with_name("open-pause"), max_active_runs=1
+)
+
+born_paused = producer("produce_born_paused", Asset("born_paused"))
+consume_born_paused = consumer("consume_born_paused", Asset("born_paused"), is_paused_upon_creation=True)
