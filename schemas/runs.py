@@ -324,6 +324,11 @@ class TriggerRequest(_Payload):
     try_number: int
     classpath: str
     trigger_kwargs: dict[str, Any] = Field(description="serde-encoded, as the task sent them")
+    timeout_after: datetime | None = Field(
+        default=None,
+        description="The task instance's trigger timeout: a trigger cancelled after it is not killed (on_kill), "
+        "as in Airflow",
+    )
 
     @property
     def label(self) -> str:

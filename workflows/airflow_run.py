@@ -13,7 +13,6 @@ from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as 
 from airflow.api_fastapi.execution_api.datamodels.taskinstance import TIRunContext
 from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
 from airflow.models.dagrun import DagRun
-from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskmap import TaskMap
 from airflow.models.taskreschedule import TaskReschedule
 from airflow.utils.state import DagRunState, State, TaskInstanceState
@@ -284,10 +283,6 @@ class AirflowDagRun:
     @property
     def session(self) -> Session:
         return self._session
-
-    def deferred_task_instances(self) -> list[TaskInstance]:
-        """Fresh from the database: the run's task instances waiting for their triggers."""
-        return self._task_instances.all(TaskInstanceState.DEFERRED)
 
     def next_wakeup(self) -> datetime | None:
         """When the earliest waiting retry or rescheduled poke becomes eligible, if any task waits."""

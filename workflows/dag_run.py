@@ -224,7 +224,7 @@ class DagRunWorkflow:
                 # The next workflow claims the slots of waiting tasks again, not those of ended tries.
                 await self._exchange_slots(self._slots.releases(), [])
                 self._continue_as_new(dag_run, request)
-            for trigger_end in self._deferrals.settle(dag_run.session, dag_run.deferred_task_instances(), request):
+            for trigger_end in self._deferrals.settle(dag_run.session, request):
                 tries.end_from_trigger(trigger_end)
             if history_is_long:
                 # Grants wait for the next workflow, which claims the same holders again.
@@ -277,7 +277,7 @@ class DagRunWorkflow:
         """Wait for a try's result, a slot grant, a wakeup or the deadline; the run's error if it ends."""
         tries = self._running_tries()
         wakeup = None if history_is_long else dag_run.next_wakeup()
-        if dag_run.scheduling_unfinished and not history_is_long:
+        if (dag_run.scheduling_unfinished or self._deferrals.unfinished) and not history_is_long:
             # The pass left work for the next one, in a workflow task of its own.
             wakeup = workflow.now()
         if tries.running == 0 and wakeup is None and not self._slots.waiting and not self._deferrals.waiting:
