@@ -24,6 +24,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities import metrics
+from activities.trigger_templates import render_trigger_templates, template_context
 from schemas.names import RUN_TRIGGER_ACTIVITY
 from schemas.runs import TriggerOutcome, TriggerRequest
 
@@ -94,12 +95,16 @@ async def _cancelled_by_user(request: TriggerRequest) -> bool:
 
 
 async def _first_event(request: TriggerRequest) -> TriggerOutcome:
+    # Asked before anything else: a workflow that cannot answer now is worth another attempt.
+    context = await template_context() if request.start_from_trigger else None
     try:
         trigger = inflate(request.classpath, request.trigger_kwargs)
     except Exception as err:
         # Airflow's triggerer: "Trigger failed to load code" / "failed to inflate" fails the task.
         return TriggerOutcome(traceback=traceback.format_exception(err))
     try:
+        if context is not None:
+            await render_trigger_templates(trigger, request, context)
         async with aclosing(trigger.run()) as events:
             async for event in events:
                 return _outcome(event)

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import TRIGGER_FAIL_REPR, Trigger, TriggerFailureReason, handle_event_submit
     from airflow.sdk.serde import deserialize, serialize
+    from airflow.serialization.definitions.dag import SerializedDAG
     from airflow.triggers.base import TriggerEvent
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import ColumnElement, and_, select, tuple_
@@ -64,6 +65,8 @@ class _Waiting:
     trigger_kwargs: dict[str, Any]
     timeout_at: datetime | None
     queue: str
+    # The task starts from its trigger: the triggerer renders the trigger's templated kwargs.
+    start_from_trigger: bool
 
 
 class Deferrals:
@@ -112,7 +115,7 @@ class Deferrals:
         self._ended.remove(key)
         return True
 
-    def settle(self, session: Session, request: DagRunRequest) -> list[TaskTryResult]:
+    def settle(self, session: Session, request: DagRunRequest, dag: SerializedDAG) -> list[TaskTryResult]:
         """Apply what triggers produced, and start waiting for the run's deferred task instances not yet waited
         for (those of an earlier workflow of the run too, after continue-as-new).
 
@@ -133,7 +136,7 @@ class Deferrals:
         # The outcomes applied above may have ended some deferrals; the others are still deferred.
         new = [key for key in _deferred_keys(session, request) if key not in self._waiters]
         self._unstarted = len(new) > per_pass
-        for waiting in _waits(session, request, new[:per_pass]):
+        for waiting in _waits(session, request, dag, new[:per_pass]):
             self._waiters[waiting.key] = asyncio.create_task(
                 self._wait(waiting, request.dag_id, request.run_id, request.options)
             )
@@ -161,6 +164,7 @@ class Deferrals:
                 classpath=waiting.classpath,
                 trigger_kwargs=waiting.trigger_kwargs,
                 timeout_after=waiting.timeout_at,
+                start_from_trigger=waiting.start_from_trigger,
             )
             outcome = await self._trigger_activity(waiting, request, number, options)
         self._deferrals[try_key] = number + 1
@@ -256,7 +260,7 @@ def _deferred_keys(session: Session, request: DagRunRequest) -> list[Key]:
     return [(task_id, map_index) for task_id, map_index in session.execute(query)]
 
 
-def _waits(session: Session, request: DagRunRequest, keys: list[Key]) -> list[_Waiting]:
+def _waits(session: Session, request: DagRunRequest, dag: SerializedDAG, keys: list[Key]) -> list[_Waiting]:
     """The waits of these deferred task instances, as their trigger rows describe them, in one query."""
     if not keys:
         return []
@@ -288,6 +292,8 @@ def _waits(session: Session, request: DagRunRequest, keys: list[Key]) -> list[_W
                 trigger_kwargs=serialize(Trigger._decrypt_kwargs(encrypted_kwargs)),
                 timeout_at=timeout_at,
                 queue=queue,
+                # As Airflow's triggerer decides it: by the task, however this deferral came about.
+                start_from_trigger=bool(dag.get_task(task_id).start_from_trigger),
             )
         )
     return waits
