@@ -178,6 +178,9 @@ class AirflowDagRun:
             if schedulable:
                 waiting_before = self._task_instances.count(TaskInstanceState.SCHEDULED)
                 self._dag_run.schedule_tis(schedulable, session=self._session)
+                # What defer_task set on the objects of tasks that start from their triggers is not
+                # flushed when no task was scheduled by the bulk update: expiring would drop it.
+                self._session.flush()
                 # schedule_tis updates rows in bulk without refreshing the objects it was given.
                 for ti in schedulable:
                     self._session.expire(ti)

@@ -291,7 +291,7 @@ class DagRunWorkflow:
         """Wait for a try's result, a slot grant, a wakeup or the deadline; the run's error if it ends."""
         tries = self._running_tries()
         wakeup = None if history_is_long else dag_run.next_wakeup()
-        if (dag_run.scheduling_unfinished or self._deferrals.unfinished) and not history_is_long:
+        if (dag_run.scheduling_unfinished or self._deferrals.unfinished(dag_run.session)) and not history_is_long:
             # The pass left work for the next one, in a workflow task of its own.
             wakeup = workflow.now()
         if tries.running == 0 and wakeup is None and not self._slots.waiting and not self._deferrals.waiting:

@@ -85,6 +85,8 @@ class Deferrals:
         self._news = False
         # The last pass found deferred task instances it had no room to start waiting for.
         self._unstarted = False
+        # The run, as the last pass was given it.
+        self._run: DagRunRequest | None = None
         # Deferrals of each try so far: a resumed try's activity, and its next trigger's, get new IDs.
         self._deferrals: dict[tuple[str, int, int], int] = {}
         # Tries a trigger ended itself, not yet recorded by the run: they hold no slots.
@@ -95,10 +97,13 @@ class Deferrals:
         """A trigger fired, failed or timed out since the last pass: a task instance may be scheduled again."""
         return self._news
 
-    @property
-    def unfinished(self) -> bool:
-        """The last pass left outcomes to apply or deferred task instances to wait for to the next one."""
-        return bool(self._outcomes) or self._unstarted
+    def unfinished(self, session: Session) -> bool:
+        """Outcomes to apply or deferred task instances to wait for are left to the next pass: the last
+        one had no room for them, or the scheduling pass after it deferred tasks that start from their
+        triggers."""
+        if self._outcomes or self._unstarted:
+            return True
+        return self._run is not None and any(key not in self._waiters for key in _deferred_keys(session, self._run))
 
     @property
     def waiting(self) -> bool:
@@ -123,6 +128,7 @@ class Deferrals:
         record like any other ended try.
         """
         per_pass = request.options.task_instances_per_pass
+        self._run = request
         self._news = False
         outcomes = [self._outcomes.popleft() for _ in range(min(per_pass, len(self._outcomes)))]
         deferred = _deferred_task_instances(session, request, [waiting.key for waiting, _ in outcomes])
