@@ -179,11 +179,10 @@ class AirflowDagRun:
                 waiting_before = self._task_instances.count(TaskInstanceState.SCHEDULED)
                 self._dag_run.schedule_tis(schedulable, session=self._session)
                 # What defer_task set on the objects of tasks that start from their triggers is not
-                # flushed when no task was scheduled by the bulk update: expiring would drop it.
+                # flushed when no task was scheduled by the bulk update: reading the rows would drop it.
                 self._session.flush()
                 # schedule_tis updates rows in bulk without refreshing the objects it was given.
-                for ti in schedulable:
-                    self._session.expire(ti)
+                self._task_instances.refresh(schedulable)
                 newly_scheduled = self._task_instances.count(TaskInstanceState.SCHEDULED) - waiting_before
             # Scheduling tasks decides nothing new; anything else Airflow changed (a skip, an
             # upstream_failed, an EmptyOperator it finished itself) may, so ask again.
