@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
+from airflow.sdk.api.datamodels._generated import TIRunContext
 from airflow.sdk.exceptions import AirflowTaskTerminated
 from airflow.sdk.execution_time.comms import DeferTask, SucceedTask
 from airflow.sdk.execution_time.supervisor import set_supervisor_comms
@@ -27,9 +27,9 @@ from airflow.sdk.execution_time.task_runner import finalize, run
 from airflow.utils.state import TaskInstanceState
 
 from activities.asset_events import emitted_asset_events
-from activities.asset_inlets import consumed_event_reference
 from activities.dag_loader import DagLoader
 from activities.dag_run_triggers import DagRunTriggers
+from activities.run_data import running_dag_run
 from activities.supervisor_comms import InMemorySupervisorComms
 from activities.task_log_capture import output_to, traceback_tail, write_streams_through
 from airflow_adapter.task_runtime import CallbackFailureLog, runtime_task_instance
@@ -61,6 +61,14 @@ PID_FILE = "pid"
 # Airflow's run ids and dag versions are UUIDs its runner only echoes back; derive them from
 # the task instance so they are stable across retries of the same activity.
 _NAMESPACE = uuid.UUID("0b8a7f53-6c1e-4c55-9b53-6d6a1f0c2a11")
+
+
+def task_instance_id(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"{dag_id}/{run_id}/{task_id}/{map_index}/{try_number}")
+
+
+def dag_version_id(dag_id: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, dag_id)
 
 
 def init_task_process(settings: Settings) -> None:
@@ -150,24 +158,9 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
     dag = get_dag(request.dag_run.dag_id)
     task = dag.get_task(request.task_id)
     run_info = request.dag_run
-    ti_key = f"{run_info.dag_id}/{run_info.run_id}/{request.task_id}/{request.map_index}"
     start_date = datetime.now(tz=UTC)
     ti_context = TIRunContext(
-        dag_run=DagRun(
-            dag_id=run_info.dag_id,
-            run_id=run_info.run_id,
-            logical_date=run_info.logical_date,
-            data_interval_start=run_info.data_interval_start,
-            data_interval_end=run_info.data_interval_end,
-            run_after=run_info.run_after,
-            start_date=run_info.start_date,
-            end_date=None,
-            run_type=run_info.run_type,
-            state="running",
-            conf=run_info.conf,
-            consumed_asset_events=[consumed_event_reference(event) for event in run_info.consumed_asset_events],
-            partition_key=None,
-        ),
+        dag_run=running_dag_run(run_info),
         max_tries=request.max_tries,
         should_retry=request.max_tries != 0 and request.try_number <= request.max_tries,
         start_date=start_date,
@@ -178,13 +171,13 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
     )
     ti = runtime_task_instance(
         context_from_server=ti_context,
-        id=uuid.uuid5(_NAMESPACE, f"{ti_key}/{request.try_number}"),
+        id=task_instance_id(run_info.dag_id, run_info.run_id, request.task_id, request.map_index, request.try_number),
         task_id=request.task_id,
         dag_id=run_info.dag_id,
         run_id=run_info.run_id,
         try_number=request.try_number,
         map_index=request.map_index,
-        dag_version_id=uuid.uuid5(_NAMESPACE, run_info.dag_id),
+        dag_version_id=dag_version_id(run_info.dag_id),
         queue=task.queue,
         task=task,
         max_tries=request.max_tries,

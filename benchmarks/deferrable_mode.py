@@ -25,12 +25,14 @@ from pathlib import Path
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from benchmarks.benchmark import DAG_QUEUE, percentile, start_dagbridge_worker
 from dagbridge.local_stack import TemporalDevServer
 from infra.temporal import start_dag_run
+from schemas.names import RUN_TRIGGER_ACTIVITY
 from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 
 DAG_ID = "bench_deferrable"
@@ -49,6 +51,14 @@ def gauges(port: int) -> dict[str, float]:
     except OSError:
         return {}
     return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def started_triggers(client: Client, workflow_id: str) -> int:
+    pending = (await client.get_workflow_handle(workflow_id).describe()).raw_description.pending_activities
+    return sum(
+        p.activity_type.name == RUN_TRIGGER_ACTIVITY and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        for p in pending
+    )
 
 
 async def start(client: Client, gate: Path, width: int) -> WorkflowHandle:
@@ -76,6 +86,10 @@ async def main(width: int, task_processes: int) -> None:
 
             gate = logs / "gate"
             handle = await start(client, gate, width)
+            # The run's current workflow runs every trigger (a workflow that continued as new left
+            # its own to the next one), and the worker runs no other (those learnt they are gone).
+            while await started_triggers(client, handle.id) < width:
+                await asyncio.sleep(1)
             while gauges(port).get("dagbridge_waiting_triggers") != width:
                 await asyncio.sleep(0.5)
             waiting = gauges(port)

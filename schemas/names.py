@@ -22,6 +22,7 @@ QUEUE_SLOT_CHANGES_SIGNAL: Final = "queue_slot_changes"
 SLOTS_GRANTED_SIGNAL: Final = "slots_granted"
 TRY_INPUTS_QUERY: Final = "try_inputs"
 RUN_STATUS_QUERY: Final = "run_status"
+TRIGGER_TEMPLATE_CONTEXT_QUERY: Final = "trigger_template_context"
 
 LOAD_SERIALIZED_DAG_ACTIVITY: Final = "load_serialized_dag"
 RUN_TASK_TRY_ACTIVITY: Final = "run_task_try"

@@ -324,10 +324,27 @@ class TriggerRequest(_Payload):
     try_number: int
     classpath: str
     trigger_kwargs: dict[str, Any] = Field(description="serde-encoded, as the task sent them")
+    start_from_trigger: bool = Field(
+        default=False,
+        description="The task starts from its trigger (``start_from_trigger``): as Airflow's triggerer does, the "
+        "trigger's kwargs that are also the task's template fields are rendered against the task's context",
+    )
+    timeout_after: datetime | None = Field(
+        default=None,
+        description="The task instance's trigger timeout: a trigger cancelled after it is not killed (on_kill), "
+        "as in Airflow",
+    )
 
     @property
     def label(self) -> str:
         return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+
+class TriggerTemplateContext(_Payload):
+    """What a trigger's templated kwargs are rendered against: the run's DAG and the run (the workflow's answer)."""
+
+    serialized_dag: dict[str, Any] = Field(description="The DAG the run runs, as Airflow serializes it")
+    dag_run: DagRunContext
 
 
 class TriggerOutcome(_Payload):

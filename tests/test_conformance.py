@@ -56,6 +56,7 @@ CASES: dict[str, dict[str, Any]] = {
     "conformance_connections": {},
     "conformance_deferrable": {},
     "conformance_deferrable_file": {},
+    "conformance_deferrable_templated": {"region": "eu"},
 }
 
 

@@ -4,13 +4,13 @@ triggers that survive their worker, and a trigger timeout that fails the task as
 from __future__ import annotations
 
 import asyncio
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
@@ -24,8 +24,9 @@ from tests.processes import WorkerProcess
 from tests.servers import free_port
 
 QUEUE = "dagbridge-tests-deferrable"
-# How many deferred tasks wait at once; DAGBRIDGE_TEST_WAITING_TRIGGERS=1000 is the issue's benchmark size.
-WIDTH = int(os.environ.get("DAGBRIDGE_TEST_WAITING_TRIGGERS", "100"))
+# Deferred tasks waiting when their worker is killed, and waiting at once on one worker.
+KILLED_WIDTH = 50
+WIDE = 1000
 
 
 async def test_time_triggers_are_timers_and_other_triggers_activities(run_dag: DagRunner) -> None:
@@ -168,7 +169,7 @@ async def test_waiting_triggers_hold_no_task_process_and_survive_their_worker(
     gate = tmp_path / "gate"
     handle = await run_dag.start(
         "deferrable_many",
-        conf={"gate": str(gate), "width": WIDTH},
+        conf={"gate": str(gate), "width": KILLED_WIDTH},
         task_queue=QUEUE,
         options=RunOptions(
             default_task_queue=QUEUE, task_heartbeat_timeout_seconds=2, trigger_heartbeat_timeout_seconds=2
@@ -176,7 +177,7 @@ async def test_waiting_triggers_hold_no_task_process_and_survive_their_worker(
     )
 
     # Every mapped task deferred: all their triggers wait on the one worker, no task process is busy.
-    samples = await gauge_reaches(first_port, "dagbridge_waiting_triggers", WIDTH)
+    samples = await gauge_reaches(first_port, "dagbridge_waiting_triggers", KILLED_WIDTH)
     assert samples["dagbridge_busy_task_processes"] == 0
 
     worker_processes[0].kill()
@@ -184,7 +185,7 @@ async def test_waiting_triggers_hold_no_task_process_and_survive_their_worker(
         WorkerProcess(settings.model_copy(update={"metrics_port": second_port}), tmp_path / "second-worker.log")
     )
     # The triggers start again on the second worker once the first one's heartbeats are missed.
-    samples = await gauge_reaches(second_port, "dagbridge_waiting_triggers", WIDTH)
+    samples = await gauge_reaches(second_port, "dagbridge_waiting_triggers", KILLED_WIDTH)
     assert samples["dagbridge_busy_task_processes"] == 0
     gate.touch()
     result = await asyncio.wait_for(handle.result(), timeout=600)
@@ -192,9 +193,57 @@ async def test_waiting_triggers_hold_no_task_process_and_survive_their_worker(
     assert result.state == "success"
     waits = [ti for ti in result.task_instances if ti.task_id == "wait"]
     assert {(ti.state, ti.try_number) for ti in waits} == {("success", 1)}
-    assert {ti.map_index: ti.xcom["return_value"] for ti in waits} == {index: index for index in range(WIDTH)}
+    assert {ti.map_index: ti.xcom["return_value"] for ti in waits} == {index: index for index in range(KILLED_WIDTH)}
     # Every task resumed exactly once.
     resumed = sorted(int(path.name.split("-")[0]) for path in Path(f"{gate}.resumed").iterdir())
-    assert resumed == list(range(WIDTH))
+    assert resumed == list(range(KILLED_WIDTH))
     queues = {queue for kind, _, queue in await scheduled_activities(handle) if kind == RUN_TRIGGER_ACTIVITY}
     assert queues == {triggers_task_queue(QUEUE)}
+
+
+async def started_triggers(client: Client, workflow_id: str) -> int:
+    """Trigger activities a worker runs for the run's current workflow (it may have continued as new)."""
+    pending = (await client.get_workflow_handle(workflow_id).describe()).raw_description.pending_activities
+    return sum(
+        p.activity_type.name == RUN_TRIGGER_ACTIVITY and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        for p in pending
+    )
+
+
+async def test_a_thousand_waiting_triggers_hold_no_task_process(
+    run_dag: DagRunner, worker_settings: Settings, worker_processes: list[WorkerProcess], tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = worker_settings.model_copy(update={"task_queue": QUEUE, "task_processes": 2, "metrics_port": port})
+    worker_processes.append(WorkerProcess(settings, tmp_path / "worker.log"))
+    gate = tmp_path / "gate"
+    handle = await run_dag.start(
+        "deferrable_many",
+        conf={"gate": str(gate), "width": WIDE},
+        task_queue=QUEUE,
+        # A trigger whose workflow continued as new (its history grows with a thousand tries) learns
+        # it within a heartbeat and ends; the next workflow started it again.
+        options=RunOptions(default_task_queue=QUEUE, trigger_heartbeat_timeout_seconds=30),
+    )
+
+    # Every mapped task deferred: the run's current workflow has all its triggers running, and the
+    # one worker runs exactly those (no trigger of an earlier workflow of the run), no task process busy.
+    async with asyncio.timeout(1200):
+        while await started_triggers(run_dag.client, handle.id) < WIDE:
+            await asyncio.sleep(2)
+    samples = await gauge_reaches(port, "dagbridge_waiting_triggers", WIDE)
+    assert samples["dagbridge_busy_task_processes"] == 0
+    assert await started_triggers(run_dag.client, handle.id) == WIDE
+
+    gate.touch()
+    result = await asyncio.wait_for(handle.result(), timeout=1200)
+
+    assert result.state == "success"
+    waits = [ti for ti in result.task_instances if ti.task_id == "wait"]
+    assert {(ti.state, ti.try_number) for ti in waits} == {("success", 1)}
+    assert next(ti for ti in result.task_instances if ti.task_id == "total").xcom["return_value"] == sum(range(WIDE))
+    # Each task resumed once, however many times its trigger was started.
+    resumed = sorted(int(path.name.split("-")[0]) for path in Path(f"{gate}.resumed").iterdir())
+    assert resumed == list(range(WIDE))
+    # Not killed by a workflow that continued as new: no run was cancelled.
+    assert not Path(f"{gate}.killed").exists()

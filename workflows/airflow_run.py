@@ -13,7 +13,6 @@ from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as 
 from airflow.api_fastapi.execution_api.datamodels.taskinstance import TIRunContext
 from airflow.callbacks.callback_requests import DagCallbackRequest, TaskCallbackRequest
 from airflow.models.dagrun import DagRun
-from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskmap import TaskMap
 from airflow.models.taskreschedule import TaskReschedule
 from airflow.utils.state import DagRunState, State, TaskInstanceState
@@ -179,9 +178,11 @@ class AirflowDagRun:
             if schedulable:
                 waiting_before = self._task_instances.count(TaskInstanceState.SCHEDULED)
                 self._dag_run.schedule_tis(schedulable, session=self._session)
+                # What defer_task set on the objects of tasks that start from their triggers is not
+                # flushed when no task was scheduled by the bulk update: reading the rows would drop it.
+                self._session.flush()
                 # schedule_tis updates rows in bulk without refreshing the objects it was given.
-                for ti in schedulable:
-                    self._session.expire(ti)
+                self._task_instances.refresh(schedulable)
                 newly_scheduled = self._task_instances.count(TaskInstanceState.SCHEDULED) - waiting_before
             # Scheduling tasks decides nothing new; anything else Airflow changed (a skip, an
             # upstream_failed, an EmptyOperator it finished itself) may, so ask again.
@@ -284,10 +285,6 @@ class AirflowDagRun:
     @property
     def session(self) -> Session:
         return self._session
-
-    def deferred_task_instances(self) -> list[TaskInstance]:
-        """Fresh from the database: the run's task instances waiting for their triggers."""
-        return self._task_instances.all(TaskInstanceState.DEFERRED)
 
     def next_wakeup(self) -> datetime | None:
         """When the earliest waiting retry or rescheduled poke becomes eligible, if any task waits."""

@@ -19,8 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from schemas.ids import parse_dag_run_workflow_id, run_event_id
     from schemas.limits import SlotChanges, SlotClaim, SlotGrant, SlotRelease
     from schemas.messages import RunEvent
-    from schemas.names import DAG_RUN_WORKFLOW, RUN_STATUS_QUERY, SLOTS_GRANTED_SIGNAL, TRY_INPUTS_QUERY
-    from schemas.runs import DagRunRequest, DagRunResult, RunSnapshot, TryInputs
+    from schemas.names import (
+        DAG_RUN_WORKFLOW,
+        RUN_STATUS_QUERY,
+        SLOTS_GRANTED_SIGNAL,
+        TRIGGER_TEMPLATE_CONTEXT_QUERY,
+        TRY_INPUTS_QUERY,
+    )
+    from schemas.runs import DagRunRequest, DagRunResult, RunSnapshot, TriggerTemplateContext, TryInputs
     from workflows import run_view
     from workflows.activity_calls import change_slots, load_serialized_dag, publish_run_event, run_callbacks
     from workflows.airflow_db import private_airflow_session
@@ -58,6 +64,7 @@ class DagRunWorkflow:
         self._try_requests: TryRequests | None = None
         self._stop: RunStop | None = None
         self._deferrals = Deferrals()
+        self._serialized_dag: dict[str, Any] | None = None
 
     @workflow.signal(name=SLOTS_GRANTED_SIGNAL)
     def slots_granted(self, grant: SlotGrant) -> None:
@@ -68,6 +75,12 @@ class DagRunWorkflow:
         """The conf and upstream XComs of a try whose inputs were too large to send with it."""
         assert self._try_requests is not None, "no try was handed out yet"
         return self._try_requests.inputs(task_id)
+
+    @workflow.query(name=TRIGGER_TEMPLATE_CONTEXT_QUERY)
+    def trigger_template_context(self) -> TriggerTemplateContext:
+        """What a trigger of a task that starts from it renders its templated kwargs against."""
+        assert self._dag_run is not None and self._serialized_dag is not None, "the run has not started yet"
+        return TriggerTemplateContext(serialized_dag=self._serialized_dag, dag_run=self._dag_run.context())
 
     @workflow.query(name=RUN_STATUS_QUERY)
     def run_status(self) -> DagRunResult:
@@ -146,6 +159,7 @@ class DagRunWorkflow:
     async def _run_in_private_db(self, request: DagRunRequest) -> DagRunResult:
         """``request.serialized_dag`` is set."""
         resume = request.resume
+        self._serialized_dag = request.serialized_dag
         with private_airflow_session(resume.database if resume else None) as session:
             dag_run = self._create(session, request) if resume is None else self._resume(session, request, resume)
             self._dag_run = dag_run
@@ -224,7 +238,7 @@ class DagRunWorkflow:
                 # The next workflow claims the slots of waiting tasks again, not those of ended tries.
                 await self._exchange_slots(self._slots.releases(), [])
                 self._continue_as_new(dag_run, request)
-            for trigger_end in self._deferrals.settle(dag_run.session, dag_run.deferred_task_instances(), request):
+            for trigger_end in self._deferrals.settle(dag_run.session, request, dag_run.dag):
                 tries.end_from_trigger(trigger_end)
             if history_is_long:
                 # Grants wait for the next workflow, which claims the same holders again.
@@ -277,7 +291,7 @@ class DagRunWorkflow:
         """Wait for a try's result, a slot grant, a wakeup or the deadline; the run's error if it ends."""
         tries = self._running_tries()
         wakeup = None if history_is_long else dag_run.next_wakeup()
-        if dag_run.scheduling_unfinished and not history_is_long:
+        if (dag_run.scheduling_unfinished or self._deferrals.unfinished(dag_run.session)) and not history_is_long:
             # The pass left work for the next one, in a workflow task of its own.
             wakeup = workflow.now()
         if tries.running == 0 and wakeup is None and not self._slots.waiting and not self._deferrals.waiting:

@@ -18,6 +18,7 @@ the task's own runner fails it (or retries it) with ``TaskDeferralError``/``Task
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,9 +30,10 @@ with workflow.unsafe.imports_passed_through():
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import TRIGGER_FAIL_REPR, Trigger, TriggerFailureReason, handle_event_submit
     from airflow.sdk.serde import deserialize, serialize
+    from airflow.serialization.definitions.dag import SerializedDAG
     from airflow.triggers.base import TriggerEvent
     from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
+    from sqlalchemy import ColumnElement, and_, select, tuple_
     from sqlalchemy.orm import Session
 
     from schemas.runs import (
@@ -63,14 +65,28 @@ class _Waiting:
     trigger_kwargs: dict[str, Any]
     timeout_at: datetime | None
     queue: str
+    # The task starts from its trigger: the triggerer renders the trigger's templated kwargs.
+    start_from_trigger: bool
 
 
 class Deferrals:
-    """The deferred task instances of one run, each waiting for its trigger."""
+    """The deferred task instances of one run, each waiting for its trigger.
+
+    A pass settles at most ``task_instances_per_pass`` trigger outcomes and starts at most as
+    many waits: after a continue-as-new, or when a thousand triggers fire at once, the rest
+    waits for the next workflow task (``unfinished``), so no workflow task nears the SDK's
+    deadlock detection.
+    """
 
     def __init__(self) -> None:
         self._waiters: dict[Key, asyncio.Task[None]] = {}
-        self._outcomes: list[tuple[_Waiting, TriggerOutcome | None]] = []
+        self._outcomes: deque[tuple[_Waiting, TriggerOutcome | None]] = deque()
+        # An outcome arrived since the last pass.
+        self._news = False
+        # The last pass found deferred task instances it had no room to start waiting for.
+        self._unstarted = False
+        # The run, as the last pass was given it.
+        self._run: DagRunRequest | None = None
         # Deferrals of each try so far: a resumed try's activity, and its next trigger's, get new IDs.
         self._deferrals: dict[tuple[str, int, int], int] = {}
         # Tries a trigger ended itself, not yet recorded by the run: they hold no slots.
@@ -78,8 +94,16 @@ class Deferrals:
 
     @property
     def has_news(self) -> bool:
-        """A trigger fired, failed or timed out: a task instance is ready to be scheduled again."""
-        return bool(self._outcomes)
+        """A trigger fired, failed or timed out since the last pass: a task instance may be scheduled again."""
+        return self._news
+
+    def unfinished(self, session: Session) -> bool:
+        """Outcomes to apply or deferred task instances to wait for are left to the next pass: the last
+        one had no room for them, or the scheduling pass after it deferred tasks that start from their
+        triggers."""
+        if self._outcomes or self._unstarted:
+            return True
+        return self._run is not None and any(key not in self._waiters for key in _deferred_keys(session, self._run))
 
     @property
     def waiting(self) -> bool:
@@ -96,43 +120,32 @@ class Deferrals:
         self._ended.remove(key)
         return True
 
-    def settle(self, session: Session, deferred: list[TaskInstance], request: DagRunRequest) -> list[TaskTryResult]:
-        """Apply what triggers produced, and start waiting for every deferred task instance not yet waited for.
+    def settle(self, session: Session, request: DagRunRequest, dag: SerializedDAG) -> list[TaskTryResult]:
+        """Apply what triggers produced, and start waiting for the run's deferred task instances not yet waited
+        for (those of an earlier workflow of the run too, after continue-as-new).
 
-        ``deferred``: the run's task instances in state ``deferred`` (those of an earlier workflow
-        of the run too, after continue-as-new). Returns the tries that a trigger ended itself
-        (``end_from_trigger``), for the workflow to record like any other ended try.
+        Returns the tries that a trigger ended itself (``end_from_trigger``), for the workflow to
+        record like any other ended try.
         """
+        per_pass = request.options.task_instances_per_pass
+        self._run = request
+        self._news = False
+        outcomes = [self._outcomes.popleft() for _ in range(min(per_pass, len(self._outcomes)))]
+        deferred = _deferred_task_instances(session, request, [waiting.key for waiting, _ in outcomes])
         ended = [
             result
-            for waiting, outcome in self._outcomes
-            if (result := self._apply(session, waiting, outcome)) is not None
+            for waiting, outcome in outcomes
+            if (result := self._apply(session, deferred.get(waiting.key), waiting, outcome)) is not None
         ]
-        self._outcomes.clear()
+        session.flush()
         self._ended.update((result.task_id, result.map_index) for result in ended)
-        for ti in deferred:
-            key = (ti.task_id, ti.map_index)
-            # Listed before the outcomes above were applied: one may have resumed already.
-            if key in self._waiters or ti.state != TaskInstanceState.DEFERRED or ti.trigger_id is None:
-                continue
-            # By ID: the task instance's trigger relationship may still hold the previous deferral's row.
-            trigger = session.get(Trigger, ti.trigger_id)
-            assert trigger is not None, "a task instance's trigger row is only deleted with the task instance"
-            # Airflow creates every task instance with its task's queue.
-            assert ti.queue is not None, f"{ti.task_id}[{ti.map_index}] has no queue"
-            waiting = _Waiting(
-                key=key,
-                try_number=ti.try_number,
-                classpath=trigger.classpath,
-                # Also a trigger Airflow's scheduler created itself (start_from_trigger), encrypted.
-                trigger_kwargs=serialize(Trigger._decrypt_kwargs(trigger.encrypted_kwargs)),
-                timeout_at=ti.trigger_timeout,
-                queue=ti.queue,
-            )
-            self._waiters[key] = asyncio.create_task(
+        # The outcomes applied above may have ended some deferrals; the others are still deferred.
+        new = [key for key in _deferred_keys(session, request) if key not in self._waiters]
+        self._unstarted = len(new) > per_pass
+        for waiting in _waits(session, request, dag, new[:per_pass]):
+            self._waiters[waiting.key] = asyncio.create_task(
                 self._wait(waiting, request.dag_id, request.run_id, request.options)
             )
-        session.flush()
         return ended
 
     def cancel(self) -> None:
@@ -156,11 +169,14 @@ class Deferrals:
                 try_number=waiting.try_number,
                 classpath=waiting.classpath,
                 trigger_kwargs=waiting.trigger_kwargs,
+                timeout_after=waiting.timeout_at,
+                start_from_trigger=waiting.start_from_trigger,
             )
             outcome = await self._trigger_activity(waiting, request, number, options)
         self._deferrals[try_key] = number + 1
         del self._waiters[waiting.key]
         self._outcomes.append((waiting, outcome))
+        self._news = True
 
     async def _time_trigger(self, waiting: _Waiting, moment: datetime) -> TriggerOutcome | None:
         if waiting.timeout_at is not None and waiting.timeout_at < moment:
@@ -192,11 +208,11 @@ class Deferrals:
             cause = err.cause or err
             return TriggerOutcome(traceback=[f"{type(cause).__name__}: {cause}"])
 
-    def _apply(self, session: Session, waiting: _Waiting, outcome: TriggerOutcome | None) -> TaskTryResult | None:
-        ti = session.scalars(
-            select(TaskInstance).where(TaskInstance.task_id == waiting.key[0], TaskInstance.map_index == waiting.key[1])
-        ).one()
-        if ti.state != TaskInstanceState.DEFERRED or ti.try_number != waiting.try_number:
+    def _apply(
+        self, session: Session, ti: TaskInstance | None, waiting: _Waiting, outcome: TriggerOutcome | None
+    ) -> TaskTryResult | None:
+        """``ti``: the task instance if it is still deferred."""
+        if ti is None or ti.try_number != waiting.try_number:
             # The run was marked failed (or the task instance cleared) while the trigger waited.
             return None
         if outcome is None:
@@ -225,6 +241,72 @@ class Deferrals:
             event = TriggerEvent(deserialize(outcome.payload))  # type: ignore[no-untyped-call]
             handle_event_submit(event, task_instance=ti, session=session)
         return None
+
+
+def _deferred_task_instances(session: Session, request: DagRunRequest, keys: list[Key]) -> dict[Key, TaskInstance]:
+    """The run's task instances still deferred among ``keys``, in one query."""
+    if not keys:
+        return {}
+    query = select(TaskInstance).where(
+        _of_run(request),
+        TaskInstance.state == TaskInstanceState.DEFERRED,
+        tuple_(TaskInstance.task_id, TaskInstance.map_index).in_(keys),
+    )
+    return {(ti.task_id, ti.map_index): ti for ti in session.scalars(query)}
+
+
+def _deferred_keys(session: Session, request: DagRunRequest) -> list[Key]:
+    """Which of the run's task instances are deferred, in (task_id, map_index) order: columns, no objects."""
+    query = (
+        select(TaskInstance.task_id, TaskInstance.map_index)
+        .where(_of_run(request), TaskInstance.state == TaskInstanceState.DEFERRED, TaskInstance.trigger_id.is_not(None))
+        # Waits start in this order: decisions must not depend on row order.
+        .order_by(TaskInstance.task_id, TaskInstance.map_index)
+    )
+    return [(task_id, map_index) for task_id, map_index in session.execute(query)]
+
+
+def _waits(session: Session, request: DagRunRequest, dag: SerializedDAG, keys: list[Key]) -> list[_Waiting]:
+    """The waits of these deferred task instances, as their trigger rows describe them, in one query."""
+    if not keys:
+        return []
+    query = (
+        select(
+            TaskInstance.task_id,
+            TaskInstance.map_index,
+            TaskInstance.try_number,
+            TaskInstance.queue,
+            TaskInstance.trigger_timeout,
+            Trigger.classpath,
+            Trigger.encrypted_kwargs,
+        )
+        # By ID: a task instance's trigger relationship may still hold the previous deferral's row.
+        .join(Trigger, Trigger.id == TaskInstance.trigger_id)
+        .where(_of_run(request), tuple_(TaskInstance.task_id, TaskInstance.map_index).in_(keys))
+        .order_by(TaskInstance.task_id, TaskInstance.map_index)
+    )
+    waits = []
+    for task_id, map_index, try_number, queue, timeout_at, classpath, encrypted_kwargs in session.execute(query):
+        # Airflow creates every task instance with its task's queue.
+        assert queue is not None, f"{task_id}[{map_index}] has no queue"
+        waits.append(
+            _Waiting(
+                key=(task_id, map_index),
+                try_number=try_number,
+                classpath=classpath,
+                # Also a trigger Airflow's scheduler created itself (start_from_trigger), encrypted.
+                trigger_kwargs=serialize(Trigger._decrypt_kwargs(encrypted_kwargs)),
+                timeout_at=timeout_at,
+                queue=queue,
+                # As Airflow's triggerer decides it: by the task, however this deferral came about.
+                start_from_trigger=bool(dag.get_task(task_id).start_from_trigger),
+            )
+        )
+    return waits
+
+
+def _of_run(request: DagRunRequest) -> ColumnElement[bool]:
+    return and_(TaskInstance.dag_id == request.dag_id, TaskInstance.run_id == request.run_id)
 
 
 def _schedule_failure(ti: TaskInstance, next_kwargs: dict[str, Any]) -> None:

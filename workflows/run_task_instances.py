@@ -51,6 +51,13 @@ class RunTaskInstances:
             )
         self.loaded = [by_id[ti_id] for ti_id in ids]
 
+    def refresh(self, task_instances: list[TaskInstance]) -> None:
+        """Read these objects' rows again (after a bulk update), in a few queries rather than one per object."""
+        ids = [ti.id for ti in task_instances]
+        for start in range(0, len(ids), LOAD_BATCH):
+            query = select(TaskInstance).where(TaskInstance.id.in_(ids[start : start + LOAD_BATCH]))
+            self._session.scalars(query.execution_options(populate_existing=True)).all()
+
     def state_map(self) -> dict[TaskInstanceKey, str | None]:
         return {(ti.task_id, ti.map_index): ti.state for ti in self.loaded}
 

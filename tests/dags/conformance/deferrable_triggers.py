@@ -7,6 +7,7 @@ dags folder on the path): a trigger's classpath must import where the triggerer 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,34 @@ class StartsFromTriggerOperator(BaseOperator):
 
     def execute_complete(self, context: Any, event: Any) -> Any:
         return {"event": event, "try_number": context["ti"].try_number}
+
+
+class TemplatedFromTriggerOperator(BaseOperator):
+    """Starts in the triggerer with a templated trigger kwarg (``payload``, also a template field), which
+    Airflow's triggerer renders against the task's context; returns the event, rendered payload included.
+
+    dag.test() runs execute instead, which renders ``payload`` as any template field and defers with it.
+    """
+
+    template_fields = ("payload",)
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls=CLASSPATH, trigger_kwargs={}, next_method="execute_complete", next_kwargs=None, timeout=None
+    )
+    start_from_trigger = True
+
+    def __init__(self, *, payload: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.payload = payload
+        self.start_trigger_args = dataclasses.replace(
+            self.start_trigger_args,
+            trigger_kwargs={"polls": 1, "payload": payload, "fail": False, "interval": 0.2, "marker": ""},
+        )
+
+    def execute(self, context: Any) -> None:
+        self.defer(trigger=PollingTrigger(1, self.payload), method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: Any) -> Any:
+        return event
 
 
 class FromNowSensor(TimeDeltaSensor):
