@@ -59,9 +59,12 @@ async def test_metrics_of_both_services_move_by_what_the_runs_did(
 
         def all_done() -> bool:
             bridge, worker = scrape(bridge_url), scrape(worker_url)
+            # The SDK's metrics reach a multi-process worker's endpoint up to a second after ours
+            # (each worker process drains them every second): wait for them too.
             return (
                 value(bridge, "dagbridge_trigger_messages_total") == 5
                 and value(worker, "dagbridge_dag_runs_finished_total") == 3
+                and value(worker, "temporal_workflow_completed_total", workflow_type="DagRun") >= 3
                 and value(bridge, "dagbridge_consumer_lag_messages") == 0
             )
 
