@@ -13,6 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from schemas.settings import Settings
 from tests.environment import SessionEnvironment
 from tests.harness import TASK_QUEUE, TEST_DAGS, DagRunner
+from tests.processes import WorkerProcess
 from tests.replay import assert_every_history_replays
 from tests.servers import TemporalDevServer
 
@@ -46,6 +47,15 @@ async def temporal_client(temporal_server: TemporalDevServer, server_logs: Path)
     client = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
     yield client
     await assert_every_history_replays(client, server_logs / "histories-failing-replay")
+
+
+@pytest.fixture
+def worker_processes() -> Iterator[list[WorkerProcess]]:
+    """``dagbridge worker`` processes a test starts; any still running are stopped after it."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.terminate()
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -160,14 +159,6 @@ async def test_the_slot_of_a_terminated_run_is_reclaimed_for_the_runs_waiting(
         result = await asyncio.wait_for(waiting.result(), timeout=60)
 
     assert result.state == "success"
-
-
-@pytest.fixture
-def worker_processes() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.terminate()
 
 
 async def test_a_killed_worker_holding_a_slot_does_not_leak_it(

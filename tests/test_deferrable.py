@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,14 +143,6 @@ async def gauge_reaches(port: int, name: str, wanted: float, timeout: float = 30
             if samples.get(name) == wanted:
                 return samples
             await asyncio.sleep(0.5)
-
-
-@pytest.fixture
-def worker_processes() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.terminate()
 
 
 async def test_waiting_triggers_hold_no_task_process_and_survive_their_worker(

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from schemas.runs import RunOptions
 from schemas.settings import Settings
@@ -14,14 +11,6 @@ from tests.harness import DagRunner, wait_until_running
 from tests.processes import WorkerProcess
 
 QUEUE = "dagbridge-tests-durability"
-
-
-@pytest.fixture
-def worker_processes(worker_settings: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.terminate()
 
 
 async def test_run_survives_worker_killed_mid_task(
