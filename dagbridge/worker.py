@@ -103,6 +103,7 @@ async def _serve(settings: Settings, client: Client, stop: asyncio.Event, ready:
                 ],
                 activity_executor=executor,
                 max_concurrent_activities=max_activities,
+                max_concurrent_workflow_tasks=settings.workflow_tasks_per_process,
                 max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
                 # On SIGTERM running tries get this long to end before they are stopped and
                 # handed back to Temporal (then retried elsewhere as the same Airflow try).

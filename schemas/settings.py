@@ -39,6 +39,14 @@ class Settings(BaseSettings):
         "worker with its own connection, sticky queue and workflow cache; 0: one per CPU core this process may "
         "use (set it where a container's CPU limit is below the machine's cores)",
     )
+    workflow_tasks_per_process: int = Field(
+        default=4,
+        ge=1,
+        description="Workflow tasks one workflow-worker process takes from Temporal at once. Activations are "
+        "Python under one GIL: more at once do not finish sooner, they each take longer, and past the server's "
+        "workflow-task timeout they are retried from scratch; the rest wait in Temporal's task queue, where "
+        "another process or worker can take them",
+    )
     task_processes: int = Field(
         default=4,
         ge=1,
