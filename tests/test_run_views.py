@@ -14,6 +14,7 @@ from schemas import run_attributes
 from schemas.settings import Settings
 from tests.harness import DagRunner
 from tests.held_runs import DAG_ID, RUN_TIMEOUT, dagbridge, start_held, wait_for_file
+from workflows.run_view import GRID_TASKS, task_grid
 
 
 async def runs_listed(settings: Settings, *args: str) -> list[dict]:
@@ -71,8 +72,9 @@ async def test_runs_and_status_follow_a_run_from_running_to_failed(
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and event.user_metadata.HasField("summary")
     ]
     assert summaries == ["talk try 1"]
+    # The grid's last state is the run's end, not its last pass while running.
     metadata = await handle.query("__temporal_workflow_metadata")
-    assert "| talk | failed |" in metadata.current_details
+    assert metadata.current_details.splitlines()[:5] == ["**DAG run failed**", "", "```", "task  state", "talk  failed"]
 
 
 async def test_status_of_a_succeeded_run_and_one_line_errors(
@@ -99,3 +101,30 @@ async def test_status_of_a_succeeded_run_and_one_line_errors(
     assert unreachable.returncode == os.EX_UNAVAILABLE
     assert unreachable.stderr.startswith("dagbridge: cannot reach Temporal at 127.0.0.1:1")
     assert unreachable.stderr.count("\n") == 1
+
+
+def test_task_grid_lists_tasks_in_the_dags_order_and_counts_mapped_instances_by_state() -> None:
+    states = {
+        "report": [(-1, None)],
+        "extract": [(-1, "success")],
+        "transform": [(0, "success"), (1, "failed"), (2, "up_for_retry"), (3, "success")],
+    }
+    grid = task_grid("running", states, ["extract", "transform", "report"])
+    assert grid.splitlines() == [
+        "**DAG run running**",
+        "",
+        "```",
+        "task           state",
+        "extract        success",
+        "transform [4]  1 failed, 1 up_for_retry, 2 success",
+        "report         none",
+        "```",
+    ]
+
+
+def test_task_grid_of_a_large_run_counts_the_tasks_it_leaves_out() -> None:
+    task_ids = [f"task_{index:03}" for index in range(GRID_TASKS + 7)]
+    grid = task_grid("success", {task_id: [(-1, "success")] for task_id in reversed(task_ids)}, task_ids)
+    rows = grid.splitlines()[4:-1]
+    assert [row.split()[0] for row in rows[:GRID_TASKS]] == task_ids[:GRID_TASKS]
+    assert rows[GRID_TASKS:] == ["… 7 more tasks"]
