@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench screenshots clean
 
 $(BIN)/dagbridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: install
 ## Latency and throughput figures, next to a plain-Temporal baseline measured in the same run.
 bench: install
 	$(BIN)/python benchmarks/benchmark.py
+
+## Screenshots of DAG runs in the Temporal UI (headless Chromium: apt-get install -y chromium) into docs/images.
+screenshots: install
+	$(BIN)/python scripts/screenshot_temporal_ui.py docs/images
 
 clean:
 	rm -rf $(VENV) .pytest_cache

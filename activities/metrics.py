@@ -84,3 +84,17 @@ WORKFLOW_TASK_FAILURES = Counter(
     "raised in workflow code); Temporal retries them for ever and the run does not progress meanwhile.",
     ["error_type"],
 )
+
+TASK_LOGS = Counter(
+    "dagbridge_task_logs",
+    "Task-try logs by store (the logs base's scheme: file, s3, gs...) and outcome: stored (in the logs "
+    "base), upload_failed (the object store refused it: it stays on the worker's disk, where the task event "
+    "says), open_failed (the try's log file could not be opened: the try did not start, Temporal retries it).",
+    ["store", "outcome"],
+)
+TASK_LOG_OUTCOMES = ("stored", "upload_failed", "open_failed")
+TASK_LOG_BYTES = Counter(
+    "dagbridge_task_log_bytes",
+    "Bytes task tries wrote to their logs, by DAG: what the logs base grows by.",
+    ["dag_id"],
+)

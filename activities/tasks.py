@@ -55,6 +55,9 @@ class TaskProcessPool:
         # Logs bound for an object store are staged outside the tries folder, which shutdown
         # removes: a log whose upload failed stays where the event said it is.
         self.logs = TaskLogStore(settings.logs_base, staging=Path(tempfile.gettempdir(), "dagbridge-task-logs"))
+        # Series at 0 from the start: a failure rate reads 0, not "no data", until a log fails.
+        for outcome in metrics.TASK_LOG_OUTCOMES:
+            metrics.TASK_LOGS.labels(self.logs.scheme, outcome)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker process runs threads (Temporal's core, the event loop)
@@ -88,7 +91,13 @@ class TaskProcessPool:
         """
         executor = self._executor
         coordinates = (request.dag_run.dag_id, request.dag_run.run_id, request.task_id, request.map_index)
-        log_file = await asyncio.to_thread(self.logs.local_file, *coordinates, request.try_number)
+        try:
+            log_file = await asyncio.to_thread(self.logs.local_file, *coordinates, request.try_number)
+        except Exception:
+            metrics.TASK_LOGS.labels(self.logs.scheme, "open_failed").inc()
+            raise
+        # A later poke of a rescheduled sensor appends to its try's log: count only what this one adds.
+        size_before = log_file.stat().st_size if log_file.exists() else 0
         try_dir = Path(tempfile.mkdtemp(dir=self._tries))
         (try_dir / task_process.PERMIT_FILE).touch()
         future = executor.submit(task_process.run_task_try, request, str(try_dir), str(log_file), log_header)
@@ -107,12 +116,14 @@ class TaskProcessPool:
         finally:
             shutil.rmtree(try_dir, ignore_errors=True)
             # Shielded: a stopped try's log is uploaded too, before the cancellation is reported.
-            location = await asyncio.shield(self._keep_log(log_file, request))
+            location = await asyncio.shield(self._keep_log(log_file, request, size_before))
         return result.model_copy(update={"log": location})
 
-    async def _keep_log(self, log_file: Path, request: TaskTryRequest) -> str:
+    async def _keep_log(self, log_file: Path, request: TaskTryRequest, size_before: int) -> str:
         """Upload the try's log if it goes to an object store; where the log is now."""
         coordinates = (request.dag_run.dag_id, request.dag_run.run_id, request.task_id, request.map_index)
+        written = log_file.stat().st_size - size_before if log_file.exists() else 0
+        metrics.TASK_LOG_BYTES.labels(request.dag_run.dag_id).inc(max(written, 0))
         try:
             await asyncio.to_thread(
                 functools.partial(self.logs.upload, log_file, *coordinates, try_number=request.try_number)
@@ -125,7 +136,9 @@ class TaskProcessPool:
                 err,
                 log_file,
             )
+            metrics.TASK_LOGS.labels(self.logs.scheme, "upload_failed").inc()
             return str(log_file)
+        metrics.TASK_LOGS.labels(self.logs.scheme, "stored").inc()
         self.logs.discard_staged(log_file)
         return self.logs.location(*coordinates, request.try_number)
 

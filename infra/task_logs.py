@@ -25,6 +25,8 @@ class TaskLogStore:
 
     def __init__(self, base: str, staging: Path | None = None) -> None:
         self.remote = "://" in base and not base.startswith("file://")
+        # What the worker's metrics call this store: "file", or the object store's URL scheme.
+        self.scheme = base.split("://", 1)[0] if self.remote else "file"
         self._base = base.rstrip("/") if self.remote else str(Path(base.removeprefix("file://")).resolve())
         self._fs, self._root = url_to_fs(self._base)
         self._staging = staging

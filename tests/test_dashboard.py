@@ -1,7 +1,8 @@
 """Every query of the Grafana dashboard returns data from a real Prometheus scraping a demo run.
 
 Prometheus is Debian's ``prometheus`` package (``.ci/run`` installs it in CI); without it this
-test is skipped and says so.
+test is skipped and says so. The demo has a run whose workflow task fails, so it runs on a
+Temporal server of its own: that history does not replay, and must stay out of the session's check.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
+from schemas.runs import RunOptions
 from schemas.settings import Settings
 from tests.bridge_fixtures import produce, unique
+from tests.harness import DagRunner
 from tests.metric_names import DASHBOARD
 from tests.servers import LOOPBACK, TansuBroker, TemporalDevServer, free_port
 from tests.services import METRICS_DAGS, scrape, service, serving, until, value
@@ -90,6 +95,13 @@ def answered(prometheus_url: str, expression: str) -> bool:
         return False
 
 
+@pytest.fixture
+def temporal_server(tmp_path: Path) -> Iterator[TemporalDevServer]:
+    """This test's own server, in place of the session's (see the module's docstring)."""
+    with TemporalDevServer(tmp_path / "temporal") as server:
+        yield server
+
+
 async def test_every_dashboard_query_returns_data(
     temporal_server: TemporalDevServer, tansu: TansuBroker, tmp_path: Path
 ) -> None:
@@ -146,6 +158,20 @@ async def test_every_dashboard_query_returns_data(
         # One order the route takes (a fourth run) and one its filter leaves.
         orders = [{"order_id": f"o-{uuid.uuid4().hex[:8]}", "amount": amount} for amount in (50, 5)]
         await produce(tansu.bootstrap, orders_topic, [json.dumps(order).encode() for order in orders])
+        # And a stuck run: a serialized DAG without its "dag" object fails the DAG-run workflow's
+        # task (a KeyError in workflow code) at every retry, which the worker counts.
+        client = await Client.connect(temporal_server.address, data_converter=pydantic_data_converter)
+        stuck = await DagRunner(client).start(
+            "metrics_ok",
+            serialized_dag={"not a serialized dag": True},
+            options=RunOptions(default_task_queue=settings.task_queue),
+            task_queue=settings.task_queue,
+        )
+        await until(
+            lambda: value(scrape(worker_url), "dagbridge_workflow_task_failures_total", error_type="KeyError") >= 1,
+            what="a failed workflow task counted",
+            proc_logs=logs,
+        )
         await until(
             lambda: value(scrape(worker_url), "dagbridge_dag_runs_finished_total") == 4,
             what="4 runs finished",
@@ -165,4 +191,5 @@ async def test_every_dashboard_query_returns_data(
         empty = [
             (title, expression) for title, expression in queries if not query(prometheus_url, resolved(expression))
         ]
+        await stuck.terminate("the dashboard was checked")
     assert not empty, f"dashboard queries without data: {empty}"

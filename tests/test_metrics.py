@@ -34,6 +34,7 @@ async def test_metrics_of_both_services_move_by_what_the_runs_did(
         task_processes=1,
         task_heartbeat_timeout_seconds=5,
         metrics_host=LOOPBACK,
+        logs_base=str(tmp_path / "task-logs"),
     )
     tansu.create_topics([settings.trigger_topic, settings.dlq_topic, settings.task_events_topic,
                          settings.run_events_topic], partitions=2)  # fmt: skip
@@ -101,6 +102,14 @@ async def test_metrics_of_both_services_move_by_what_the_runs_did(
     assert value(worker, "dagbridge_dag_runs_finished_total", dag_id="metrics_retries", state="failed") == 1
     assert value(worker, "temporal_workflow_completed_total", workflow_type="DagRun") == 3
     assert value(worker, "temporal_activity_execution_latency_count", activity_type="run_task_try") == 8
+    # Each try's log stored once, and the bytes they hold counted by DAG.
+    assert value(worker, "dagbridge_task_logs_total", store="file", outcome="stored") == 8
+    assert value(worker, "dagbridge_task_logs_total", outcome="upload_failed") == 0
+    assert value(worker, "dagbridge_task_logs_total", outcome="open_failed") == 0
+    logs_base = tmp_path / "task-logs"
+    for dag_id in ("metrics_ok", "metrics_retries"):
+        written = sum(log.stat().st_size for log in logs_base.glob(f"dag_id={dag_id}/**/*.log"))
+        assert written > 0 and value(worker, "dagbridge_task_log_bytes_total", dag_id=dag_id) == written
 
     scraped = bridge + worker
     assert not [n for n, labels, _ in scraped if "run_id" in labels], "a series is labelled with a run_id"

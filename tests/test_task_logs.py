@@ -19,6 +19,7 @@ from tests.harness import DagRunner
 from tests.held_runs import DAG_ID, RUN_TIMEOUT, dagbridge, log_of, start_held, wait_for_file
 from tests.processes import WorkerProcess, settings_environment
 from tests.servers import LOOPBACK, free_port
+from tests.services import scrape, value
 
 
 async def test_concurrent_tries_on_one_worker_write_separate_logs(
@@ -168,8 +169,8 @@ async def test_logs_land_in_s3(
     queue = "dagbridge-tests-task-logs-s3"
     base = "s3://task-logs/dagbridge"
     settings = worker_settings.model_copy(update={"task_queue": queue, "task_processes": 1, "logs_base": base})
-    for name, value in moto_s3.items():
-        monkeypatch.setenv(name, value)
+    for name, setting in moto_s3.items():
+        monkeypatch.setenv(name, setting)
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     try:
         options = RunOptions(default_task_queue=queue)
@@ -186,6 +187,48 @@ async def test_logs_land_in_s3(
     assert "print from echo" in text and "released echo" in text
     printed = await asyncio.to_thread(dagbridge, settings, "logs", DAG_ID, "logs__echo", "talk")
     assert printed.returncode == 0 and printed.stdout == text
+
+
+async def test_a_log_the_object_store_refuses_stays_on_the_worker_and_is_counted(
+    run_dag: DagRunner,
+    worker_settings: Settings,
+    tmp_path: Path,
+    moto_s3: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue = "dagbridge-tests-task-logs-refused"
+    metrics_url = f"http://{LOOPBACK}:{(port := free_port())}/metrics"
+    settings = worker_settings.model_copy(
+        update={
+            "task_queue": queue,
+            "task_processes": 1,
+            # moto has no such bucket: every upload is refused.
+            "logs_base": "s3://no-such-bucket/dagbridge",
+            "metrics_host": LOOPBACK,
+            "metrics_port": port,
+        }
+    )
+    for name, setting in moto_s3.items():
+        monkeypatch.setenv(name, setting)
+    # The worker stages logs under its temporary folder: this test's own.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        options = RunOptions(default_task_queue=queue)
+        handle = await start_held(run_dag, "hotel", tmp_path, options=options, task_queue=queue)
+        (tmp_path / "release").touch()
+        result = await asyncio.wait_for(handle.result(), RUN_TIMEOUT)
+        metrics = await asyncio.to_thread(scrape, metrics_url)
+    finally:
+        worker.terminate()
+    assert result.state == "success"
+
+    staged = log_of(tmp_path / "dagbridge-task-logs", "hotel").read_text()
+    assert "print from hotel" in staged and "released hotel" in staged
+    assert "cannot upload the log of talk try 1" in (tmp_path / "worker.log").read_text()
+    assert value(metrics, "dagbridge_task_logs_total", store="s3", outcome="upload_failed") == 1
+    assert value(metrics, "dagbridge_task_logs_total", store="s3", outcome="stored") == 0
+    assert value(metrics, "dagbridge_task_log_bytes_total", dag_id=DAG_ID) == len(staged.encode())
 
 
 def test_traceback_tail_keeps_the_end_of_a_long_traceback() -> None:

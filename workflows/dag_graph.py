@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -13,6 +14,7 @@ class DagGraph:
         self._relatives: dict[str, frozenset[str]] = {}
         self._upstream: dict[str, frozenset[str]] = {}
         self._queues: dict[str, str] = {}
+        self._grid_order: list[str] | None = None
 
     def relatives_of(self, task_id: str) -> frozenset[str]:
         """The tasks whose state Airflow's dependency checks of this task look at."""
@@ -42,3 +44,18 @@ class DagGraph:
         if queue is None:
             queue = self._queues[task_id] = self.dag.get_task(task_id).queue
         return queue
+
+    def grid_order(self) -> list[str]:
+        """Task ids as Airflow's grid lists them: upstream before downstream, a task group's tasks together."""
+        if self._grid_order is None:
+            self._grid_order = list(_topological_task_ids(self.dag.task_group))
+        return self._grid_order
+
+
+def _topological_task_ids(task_group: Any) -> Iterator[str]:
+    # Airflow sorts one group's children at a time; its grid walks the groups the same way.
+    for node in task_group.topological_sort():
+        if hasattr(node, "children"):
+            yield from _topological_task_ids(node)
+        else:
+            yield node.task_id

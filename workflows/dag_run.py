@@ -100,6 +100,7 @@ class DagRunWorkflow:
         except FailureError as err:
             cause = err.cause if isinstance(err, ActivityError) and isinstance(err.cause, FailureError) else err
             run_view.mark_state(run_attributes.FAILED)
+            run_view.show_run_failed(cause.message)
             await publish_run_event(
                 RunEvent(
                     event_id=run_event_id(info.workflow_id),
@@ -166,6 +167,7 @@ class DagRunWorkflow:
             self._tries = RunningTries(dag_run, self._xcoms, request.options)
             self._try_requests = TryRequests(dag_run, request.conf, self._xcoms)
             error = await self._drive(dag_run, request)
+            run_view.show_task_grid(dag_run.state.value, dag_run.task_instance_states(), dag_run.graph.grid_order())
             if dag_run.dag_callback is not None:
                 await run_callbacks(dag_run.dag_callback, request.options)
             return self._result(dag_run, error)
@@ -252,7 +254,7 @@ class DagRunWorkflow:
                 if ended is not None:
                     return ended
             self._record_finished_tries(dag_run)
-            run_view.show_task_grid(dag_run.state.value, dag_run.task_instance_states())
+            run_view.show_task_grid(dag_run.state.value, dag_run.task_instance_states(), dag_run.graph.grid_order())
 
     def _record_finished_tries(self, dag_run: AirflowDagRun) -> None:
         while (result := self._running_tries().take_finished()) is not None:
@@ -340,7 +342,10 @@ class DagRunWorkflow:
             timeout = max((wakeup - workflow.now()).total_seconds(), 0.001)
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: bool(tries.finished) or self._slots.has_news or self._deferrals.has_news, timeout=timeout
+                lambda: bool(tries.finished) or self._slots.has_news or self._deferrals.has_news,
+                timeout=timeout,
+                # What the UI labels the timer with (otherwise its sequence number).
+                timeout_summary="wakeup for a retry, a reschedule or the run's timeout",
             )
 
     def _result(self, dag_run: AirflowDagRun, error: str | None) -> DagRunResult:

@@ -62,17 +62,36 @@ def _state_name(state: str | None) -> str | None:
     return None if state is None else str(getattr(state, "value", state))
 
 
-def task_grid(run_state: str, task_instance_states: dict[str, list[tuple[int, str | None]]]) -> str:
-    """A markdown table of the run's tasks: one row per task, a mapped task's instances counted by state."""
-    lines = [f"**DAG run {run_state}**", "", "| task | state |", "|---|---|"]
-    for task_id, instances in list(task_instance_states.items())[:GRID_TASKS]:
+def task_grid(
+    run_state: str, task_instance_states: dict[str, list[tuple[int, str | None]]], task_order: list[str]
+) -> str:
+    """The run's state over its tasks, one line each in ``task_order``, a mapped task's instances counted by state.
+
+    A code block, not a markdown table: the UI draws tables without borders or padding, and the
+    columns of a code block line up as ``dagbridge status`` prints them.
+    """
+    order = {task_id: index for index, task_id in enumerate(task_order)}
+    tasks = sorted(task_instance_states.items(), key=lambda item: order.get(item[0], len(order)))
+    rows = []
+    for task_id, instances in tasks[:GRID_TASKS]:
         mapped = any(map_index >= 0 for map_index, _ in instances)
         label = f"{task_id} [{len(instances)}]" if mapped else task_id
-        lines.append(f"| {label} | {_state_cell(Counter(_state_name(state) for _, state in instances))} |")
-    if len(task_instance_states) > GRID_TASKS:
-        lines.append(f"| … {len(task_instance_states) - GRID_TASKS} more tasks | |")
-    return "\n".join(lines)
+        rows.append((label, _state_cell(Counter(_state_name(state) for _, state in instances))))
+    if len(tasks) > GRID_TASKS:
+        rows.append((f"… {len(tasks) - GRID_TASKS} more tasks", ""))
+    width = max([len("task"), *(len(label) for label, _ in rows)])
+    lines = [f"{'task':<{width}}  state", *(f"{label:<{width}}  {state}".rstrip() for label, state in rows)]
+    return "\n".join([f"**DAG run {run_state}**", "", "```", *lines, "```"])
 
 
-def show_task_grid(run_state: str, task_instance_states: dict[str, list[tuple[int, str | None]]]) -> None:
-    workflow.set_current_details(task_grid(run_state, task_instance_states))
+def show_task_grid(
+    run_state: str, task_instance_states: dict[str, list[tuple[int, str | None]]], task_order: list[str]
+) -> None:
+    workflow.set_current_details(task_grid(run_state, task_instance_states, task_order))
+
+
+def show_run_failed(error: str) -> None:
+    """Head the grid shown so far with the run's failure and why: the run ended without a last pass."""
+    shown = workflow.get_current_details()
+    grid = shown.split("\n", 1)[1] if shown.startswith("**DAG run ") and "\n" in shown else ""
+    workflow.set_current_details(f"**DAG run failed**: {error}\n{grid}".rstrip("\n"))
