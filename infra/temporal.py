@@ -149,6 +149,7 @@ async def start_dag_run(
         result_type=DagRunResult,
         memo=memo,
         search_attributes=start_attributes(request, trigger_source),
+        static_summary=request.summary(),
         # Activities inherit it: the run's task tries are dispatched by the same key.
         priority=Priority(priority_key=request.options.priority_key),
     )

@@ -147,6 +147,10 @@ class DagRunRequest(_Payload):
         description="Where the run stood when its workflow continued as new to keep its history short",
     )
 
+    def summary(self) -> str:
+        """The one line Temporal's UI shows for the run's workflow, next to its ID."""
+        return f"{self.run_type.value} run {self.run_id} of DAG {self.dag_id}"
+
 
 class XComEntry(_Payload):
     task_id: str

@@ -137,6 +137,7 @@ class AssetScheduleWorkflow:
                 run,
                 id=dag_run_workflow_id(request.dag_id, run_id),
                 result_type=DagRunResult,
+                static_summary=run.summary(),
                 # The run is the DAG's, not this workflow's: it outlives a continue-as-new.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -130,15 +130,17 @@ class BackfillWorkflow:
         else:
             self._items[index] = self._items[index].model_copy(update={"outcome": outcome})
             return
+        run_request = start_request(request.dag_id, run, request.options)
         try:
             handle = await workflow.start_child_workflow(
                 DAG_RUN_WORKFLOW,
-                start_request(request.dag_id, run, request.options),
+                run_request,
                 id=dag_run_workflow_id(request.dag_id, run.run_id),
                 task_queue=workflow.info().task_queue,
                 id_reuse_policy=reuse,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 result_type=DagRunResult,
+                static_summary=run_request.summary(),
             )
         except WorkflowAlreadyStartedError:
             # Started since the plan was made (or running, for a reprocess): not a second run.

@@ -195,6 +195,7 @@ class DagScheduleWorkflow:
                 # The run outlives this workflow's continue-as-new, pause or end.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 result_type=DagRunResult,
+                static_summary=request.summary(),
             )
         except WorkflowAlreadyStartedError:
             workflow.logger.info("run %s of %s already exists: not started again", run.run_id, self._dag_id)
