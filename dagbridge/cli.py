@@ -106,14 +106,18 @@ def _routes(settings: Settings) -> Any:
 
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.consumer import TriggerBridge
+    from dagbridge.asset_watchers import served_watchers
     from infra.metrics_server import serve_metrics
 
+    # Reading the dags folder for AssetWatchers imports Airflow, which replaces the logging configuration.
+    configure_logging(settings)
     routes = _routes(settings)
     if routes is None:
         return 2
+    watchers = served_watchers(settings)
     # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
     metrics_server = serve_metrics(settings)
-    _run_until_signalled(TriggerBridge(settings, routes=routes).run)
+    _run_until_signalled(TriggerBridge(settings, routes=routes, watchers=watchers).run)
     if metrics_server is not None:
         metrics_server.close()
     return 0
