@@ -39,6 +39,9 @@ def served_watchers(settings: Settings) -> Watchers:
             spec.label,
             ", ".join(spec.topics),
             spec.asset.name,
-            ", ".join(f"{t.dag_id} ({'run per message' if t.alone else 'queued'})" for t in spec.targets) or "no DAG",
+            ", ".join(
+                t.dag_id + ("" if t.alone else " (queued: its condition needs other assets)") for t in spec.targets
+            )
+            or "no DAG",
         )
     return compiled.watchers
