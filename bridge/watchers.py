@@ -161,8 +161,10 @@ class WatcherRouter:
     def _event(self, spec: KafkaAssetWatcher, record: RecordView, payload: Any) -> AssetEventPayload:
         try:
             extra = bounded_conf({"from_trigger": True, "payload": payload}, self._max_payload_bytes)
-        except ValueError as err:
+        except ValueError as err:  # NaN, Infinity, or too large
             raise WatcherError(f"the event's extra {err}") from None
+        except TypeError as err:  # a value JSON has no type for (a set, bytes, an object)
+            raise WatcherError(f"the event's extra is not plain JSON: {err}") from None
         return AssetEventPayload(
             asset_name=spec.asset.name,
             asset_uri=spec.asset.uri,
