@@ -106,14 +106,15 @@ def _routes(settings: Settings) -> Any:
 
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.consumer import TriggerBridge
-    from dagbridge.asset_watchers import served_watchers
     from infra.metrics_server import serve_metrics
 
-    # Reading the dags folder for AssetWatchers imports Airflow, which replaces the logging configuration.
-    configure_logging(settings)
     routes = _routes(settings)
     if routes is None:
         return 2
+    # Reading the dags folder for AssetWatchers imports Airflow, which replaces the logging configuration.
+    from dagbridge.asset_watchers import served_watchers
+
+    configure_logging(settings)
     watchers = served_watchers(settings)
     # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
     metrics_server = serve_metrics(settings)
