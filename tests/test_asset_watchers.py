@@ -19,7 +19,8 @@ from aiokafka.structs import RecordMetadata
 from temporalio.client import Client
 
 from bridge.consumer import Outcome, WatcherOutcome
-from bridge.routes import parse_routes
+from bridge.replay import TopicRange, reconcile, replay
+from bridge.routes import NO_ROUTES, parse_routes
 from bridge.watchers import Watchers
 from schemas.assets import AssetScheduleStatus
 from schemas.ids import asset_schedule_workflow_id, asset_watcher_event_id, asset_watcher_run_id, dag_run_workflow_id
@@ -214,6 +215,14 @@ async def test_apply_function_filters_shapes_the_payload_and_a_redelivery_starts
         await eventually(lambda: assert_all_committed(again, ORDERS_TOPIC), timeout=30)
     assert of_watcher(second.watcher_runs, "watched_orders") == {("watched_orders", Outcome.DUPLICATE): 2}
     assert set(await workflow_ids(temporal_client, "dagrun:watched_orders:")) == started
+
+    # dagbridge replay and reconcile map a watched topic's records as the bridge does.
+    span = TopicRange(ORDERS_TOPIC)
+    replayed = await replay(settings, NO_ROUTES, temporal_client, span, watchers=watchers)
+    assert (dict(replayed.counts), len(replayed.problems)) == ({"duplicate": 2, "filtered": 1, "invalid": 1}, 1)
+    assert "apply_function watched_orders.big_orders raised KeyError" in replayed.problems[0]
+    reconciled = await reconcile(settings, NO_ROUTES, temporal_client, span, watchers=watchers)
+    assert (dict(reconciled.counts), reconciled.problems) == ({"with run": 2, "filtered": 1, "invalid": 1}, [])
 
 
 async def test_batching_hands_the_events_to_the_asset_schedule_which_consumes_each_once(
