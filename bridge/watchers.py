@@ -107,6 +107,8 @@ class WatchedRecord:
 
 
 class WatcherRouter:
+    """Maps records of watched topics; the watchers of each topic are looked up once per topic name."""
+
     def __init__(
         self, watchers: Watchers, *, batched_dags: frozenset[str], max_payload_bytes: int, options: RunOptions
     ) -> None:
