@@ -27,6 +27,7 @@ from schemas.watchers import KafkaAssetWatcher, WatcherTarget
 AWAIT_MESSAGE_TRIGGER = "airflow.providers.apache.kafka.triggers.await_message.AwaitMessageTrigger"
 # Airflow's Kafka hooks use this connection when a trigger names none; without it defined, it is the bridge's Kafka.
 DEFAULT_KAFKA_CONNECTION = "kafka_default"
+ENVIRONMENT_BACKEND = "airflow.secrets.environment_variables.EnvironmentVariablesBackend"
 
 
 @dataclass
@@ -107,14 +108,25 @@ def _holds_alone(dag: Any, key: AssetKey, conditions: dict[str, Any]) -> bool:
     return condition_holds_over(conditions[dag.dag_id], [key], [key], {})
 
 
+def _connection(conn_id: str) -> Any:
+    """The Airflow connection, from the configured secrets backend or ``AIRFLOW_CONN_*``; None if undefined.
+
+    As a task's lookup, without Airflow's metadata database: dagbridge has none (Airflow's own
+    lookup would create an empty one to search).
+    """
+    from airflow.configuration import ensure_secrets_loaded
+
+    for backend in ensure_secrets_loaded(default_backends=[ENVIRONMENT_BACKEND]):
+        connection = backend.get_connection(conn_id)
+        if connection is not None:
+            return connection
+    return None
+
+
 def _connection_problem(conn_id: str, kafka_bootstrap: str) -> str | None:
     """Why the bridge's consumer cannot read what connection ``conn_id`` names; None when it can."""
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
-
-    try:
-        connection = Connection.get_connection_from_secrets(conn_id)
-    except AirflowNotFoundException:
+    connection = _connection(conn_id)
+    if connection is None:
         if conn_id == DEFAULT_KAFKA_CONNECTION:
             return None  # undefined default connection: the bridge's own cluster
         return f"its Kafka connection {conn_id!r} is not defined (AIRFLOW_CONN_{conn_id.upper()} or a secrets backend)"
