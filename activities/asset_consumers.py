@@ -25,7 +25,7 @@ def asset_consumers(dags: list[Any]) -> list[AssetConsumer]:
         timetable = dag.timetable
         if not isinstance(timetable, AssetTriggeredTimetable):
             continue
-        parts = list(_leaves(timetable.asset_condition))
+        parts = list(condition_leaves(timetable.asset_condition))
         consumers.append(
             AssetConsumer(
                 dag_id=dag.dag_id,
@@ -38,9 +38,9 @@ def asset_consumers(dags: list[Any]) -> list[AssetConsumer]:
     return consumers
 
 
-def _leaves(condition: BaseAsset) -> Iterator[BaseAsset]:
+def condition_leaves(condition: BaseAsset) -> Iterator[BaseAsset]:
     if isinstance(condition, AssetBooleanCondition):
         for part in condition.objects:
-            yield from _leaves(part)
+            yield from condition_leaves(part)
     else:
         yield condition

@@ -14,11 +14,8 @@ from temporalio import activity
 from activities.asset_consumers import asset_consumers
 from activities.dag_loader import DagLoader
 from activities.events import EventPublisher
-from infra.temporal import run_options
-from schemas.assets import AssetScheduleInput
-from schemas.ids import asset_schedule_workflow_id
+from infra.temporal import queue_asset_events, run_options
 from schemas.messages import AssetEventMessage
-from schemas.names import ASSET_EVENTS_SIGNAL, ASSET_SCHEDULE_WORKFLOW
 from schemas.runs import AssetEventPayload
 from schemas.settings import Settings
 
@@ -41,12 +38,6 @@ class AssetEventRouter:
             wanted = [event for event in events if consumer.wants(event)]
             if not wanted:
                 continue
-            # Signal-with-start: the DAG's workflow is created by the first event it ever gets.
-            await client.start_workflow(
-                ASSET_SCHEDULE_WORKFLOW,
-                AssetScheduleInput(dag_id=consumer.dag_id, options=run_options(self._settings)),
-                id=asset_schedule_workflow_id(consumer.dag_id),
-                task_queue=self._settings.task_queue,
-                start_signal=ASSET_EVENTS_SIGNAL,
-                start_signal_args=[wanted],
+            await queue_asset_events(
+                client, consumer.dag_id, wanted, self._settings.task_queue, run_options(self._settings)
             )

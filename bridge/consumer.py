@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -36,9 +38,10 @@ from bridge.offsets import PartitionOffsets
 from bridge.routes import NO_ROUTES, Routes
 from bridge.routing import Router, parse_trigger_record
 from bridge.sources import run_source_memo
+from bridge.watchers import NO_WATCHERS, WatcherRouter, Watchers
 from infra.backoff import DEFAULT_BACKOFF, Backoff
 from infra.kafka import kafka_options
-from infra.temporal import connect, register_search_attributes, run_options, start_dag_run
+from infra.temporal import connect, queue_asset_events, register_search_attributes, run_options, start_dag_run
 from schemas.ids import dag_run_workflow_id
 from schemas.messages import InvalidTrigger
 from schemas.runs import DagRunRequest
@@ -82,6 +85,12 @@ class RouteOutcome(StrEnum):
     DEAD_LETTERED = "dead_lettered"
 
 
+class WatcherOutcome(StrEnum):
+    EVENT = "event"
+    FILTERED = "filtered"
+    DEAD_LETTERED = "dead_lettered"
+
+
 class StartRejected(Exception):
     """Temporal refused the start itself (not the server's state): retrying cannot help."""
 
@@ -115,11 +124,13 @@ class TriggerBridge:
         settings: Settings,
         *,
         routes: Routes = NO_ROUTES,
+        watchers: Watchers = NO_WATCHERS,
         backoff: Backoff = DEFAULT_BACKOFF,
         drain_timeout_seconds: float = 30.0,
     ) -> None:
         self._settings = settings
         self._routes = routes
+        self._watchers = watchers
         # Built now, so a bridge without a broker address fails at once, not after connecting to Temporal.
         self._kafka_options = kafka_options(settings)
         self._options = run_options(settings)
@@ -136,8 +147,19 @@ class TriggerBridge:
         # Routed records: (route name, outcome), and records of routed topics no route took.
         self.route_outcomes: Counter[tuple[str, RouteOutcome]] = Counter()
         self.unrouted = 0
+        # AssetWatcher records: (watcher label, outcome), and (dag_id, run outcome) of the runs they started.
+        self.watcher_outcomes: Counter[tuple[str, WatcherOutcome]] = Counter()
+        self.watcher_runs: Counter[tuple[str, Outcome]] = Counter()
         self._lag = metrics.ConsumerLag()
         self._router = Router(routes, max_conf_bytes=settings.max_conf_bytes, options=self._options)
+        self._watcher_router = WatcherRouter(
+            watchers,
+            batched_dags=routes.batched_watcher_dags,
+            max_payload_bytes=settings.max_conf_bytes,
+            options=self._options,
+        )
+        # apply_function is user code that may block; the provider calls it for one message at a time.
+        self._apply_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply-function")
         self._flow = FlowControl(
             routes.max_in_flight_runs,
             {route.name: route.route.rate_limit for route in routes.routes if route.route.rate_limit is not None},
@@ -145,6 +167,7 @@ class TriggerBridge:
         )
         self._flow.on_change = self._wake.set
         metrics.declare_routes([route.name for route in routes.routes], list(routes.max_in_flight_runs))
+        metrics.declare_watchers([watcher.spec.label for watcher in watchers.watchers])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then finish in-flight records, commit and leave the group."""
@@ -174,19 +197,21 @@ class TriggerBridge:
             await consumer.stop()
             await producer.stop()
             await self._flow.stop()
+            self._apply_executor.shutdown(wait=False, cancel_futures=True)
             log.info(
                 "bridge stopped: %s",
                 {
                     **{outcome.value: n for outcome, n in self.outcomes.items()},
                     **{f"{route}.{outcome.value}": n for (route, outcome), n in self.route_outcomes.items()},
                     **({"unrouted": self.unrouted} if self.unrouted else {}),
+                    **{f"{label}.{outcome.value}": n for (label, outcome), n in self.watcher_outcomes.items()},
                 },
             )
 
     def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
-        """One subscription for the trigger topic and every route's topics, so one group serves them all."""
-        topics = {self._settings.trigger_topic, *self._routes.topics}
-        patterns = self._routes.patterns
+        """One subscription for the trigger topic and every route's and watcher's topics: one group serves all."""
+        topics = {self._settings.trigger_topic, *self._routes.topics, *self._watchers.topics}
+        patterns = self._routes.patterns + self._watchers.patterns
         if not patterns:
             consumer.subscribe(sorted(topics), listener=_Rebalance(self))
             what = ", ".join(sorted(topics))
@@ -200,8 +225,9 @@ class TriggerBridge:
     def subscription_pattern(self) -> str:
         """The trigger topic, the routes' topics and patterns, never a topic the bridge or workers write."""
         own = sorted({self._settings.dlq_topic, self._settings.task_events_topic, self._settings.run_events_topic})
-        names = sorted({self._settings.trigger_topic, *self._routes.topics})
-        alternatives = [re.escape(name) for name in names] + [f"(?:{pattern})" for pattern in self._routes.patterns]
+        names = sorted({self._settings.trigger_topic, *self._routes.topics, *self._watchers.topics})
+        patterns = self._routes.patterns + self._watchers.patterns
+        alternatives = [re.escape(name) for name in names] + [f"(?:{pattern})" for pattern in patterns]
         excluded = "|".join(re.escape(name) for name in own)
         return f"^(?!(?:{excluded})$)(?:{'|'.join(alternatives)})$"
 
@@ -220,7 +246,11 @@ class TriggerBridge:
             # A trigger should start its run at once: the default 500 ms fetch wait lets a
             # broker hold a fetch that long on a quiet topic before answering with new records.
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            **({"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS} if self._routes.patterns else {}),
+            **(
+                {"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS}
+                if self._routes.patterns or self._watchers.patterns
+                else {}
+            ),
         )
         return await self._started(consumer)
 
@@ -308,7 +338,11 @@ class TriggerBridge:
         if record.topic == self._settings.trigger_topic:
             await self._handle_trigger(record, tp)
         else:
-            await self._handle_routed(record, tp)
+            watched = bool(self._watcher_router.watchers_of(record.topic))
+            if watched:
+                await self._handle_watched(record, tp)
+            if not watched or self._router.routes_of(record.topic):
+                await self._handle_routed(record, tp)
         offsets.done(record.offset)
 
     async def _handle_trigger(self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition) -> None:
@@ -359,6 +393,43 @@ class TriggerBridge:
                     )
             self.route_outcomes[verdict.route, outcome] += 1
             metrics.record_route_outcome(verdict.route, outcome.value, record.timestamp)
+
+    async def _handle_watched(self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition) -> None:
+        """What Airflow's triggerer and scheduler would make of an AssetWatcher message: runs, queued events."""
+        loop = asyncio.get_running_loop()
+        watched = await loop.run_in_executor(self._apply_executor, self._watcher_router.route, record)
+        for label, reason in watched.errors:
+            async with self._slots:
+                await self._dead_letter(record, reason)
+            self._count_watcher(label, WatcherOutcome.DEAD_LETTERED)
+        for label in watched.filtered:
+            self._count_watcher(label, WatcherOutcome.FILTERED)
+        for label in watched.events:
+            self._count_watcher(label, WatcherOutcome.EVENT)
+        for dag_id, events in watched.queued.items():
+            async with self._slots:
+                await self._retrying(
+                    f"queue {len(events)} asset events for {dag_id}",
+                    functools.partial(
+                        queue_asset_events, self._client, dag_id, events, self._settings.task_queue, self._options
+                    ),
+                )
+            log.info("asset watcher event queued", extra={"dag_id": dag_id})
+            metrics.WATCHER_RUNS.labels(dag_id, "queued").inc()
+        for request in watched.runs:
+            try:
+                outcome = await self._start_admitted(record, tp, None, request)
+            except StartRejected as err:
+                async with self._slots:
+                    await self._dead_letter(record, f"asset watcher run of {request.dag_id}: {err}")
+                outcome = Outcome.ERROR
+            log.info("asset watcher run %s", outcome.value, extra={"dag_id": request.dag_id, "run_id": request.run_id})
+            self.watcher_runs[request.dag_id, outcome] += 1
+            metrics.record_watcher_run(request.dag_id, outcome.value, record.timestamp)
+
+    def _count_watcher(self, label: str, outcome: WatcherOutcome) -> None:
+        self.watcher_outcomes[label, outcome] += 1
+        metrics.WATCHER_MESSAGES.labels(label, outcome.value).inc()
 
     async def _start_admitted(
         self, record: ConsumerRecord[bytes, bytes], tp: TopicPartition, route: str | None, request: DagRunRequest

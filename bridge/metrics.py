@@ -138,3 +138,40 @@ def record_route_outcome(route: str, outcome: str, record_timestamp_ms: int) -> 
     ROUTE_MESSAGES.labels(route, outcome).inc()
     if outcome == "started" and record_timestamp_ms >= 0:
         ROUTE_TRIGGER_TO_START.labels(route).observe(max(time.time() - record_timestamp_ms / 1000, 0.0))
+
+
+WATCHER_OUTCOMES = ("event", "filtered", "dead_lettered")
+
+# Labelled by the watcher's <dag_id>.<name> and the DAG ID, from the dags folder: never message content.
+WATCHER_MESSAGES = Counter(
+    "dagbridge_watcher_messages",
+    "Records of AssetWatcher topics, per watcher (<dag_id>.<watcher name>) and outcome: event (made an asset "
+    "event), filtered (apply_function said it is not an event, or a tombstone), dead_lettered (apply_function "
+    "raised, or the event could not be stored).",
+    ["watcher", "outcome"],
+)
+WATCHER_RUNS = Counter(
+    "dagbridge_watcher_runs",
+    "What AssetWatcher events did per consumer DAG: started a run, duplicate (its run exists already), "
+    "queued (handed to the DAG's assets:<dag_id> workflow), error (Temporal refused the start).",
+    ["dag_id", "outcome"],
+)
+WATCHER_TRIGGER_TO_START = Histogram(
+    "dagbridge_watcher_trigger_to_start_seconds",
+    "Per consumer DAG: time from an AssetWatcher record's timestamp until Temporal acknowledged its run's start.",
+    ["dag_id"],
+    buckets=START_LATENCY_BUCKETS,
+)
+
+
+def declare_watchers(watchers: list[str]) -> None:
+    """Series at 0 for every served watcher, so rate() and alerts see them before the first record."""
+    for watcher in watchers:
+        for outcome in WATCHER_OUTCOMES:
+            WATCHER_MESSAGES.labels(watcher, outcome)
+
+
+def record_watcher_run(dag_id: str, outcome: str, record_timestamp_ms: int) -> None:
+    WATCHER_RUNS.labels(dag_id, outcome).inc()
+    if outcome == "started" and record_timestamp_ms >= 0:
+        WATCHER_TRIGGER_TO_START.labels(dag_id).observe(max(time.time() - record_timestamp_ms / 1000, 0.0))

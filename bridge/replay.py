@@ -31,6 +31,7 @@ from bridge.flow import FlowControl
 from bridge.routes import Routes
 from bridge.routing import Router, parse_trigger_record
 from bridge.sources import run_source, run_source_memo
+from bridge.watchers import NO_WATCHERS, WatcherRouter, Watchers
 from infra.backoff import Backoff
 from infra.kafka import kafka_options
 from infra.temporal import run_options, start_dag_run
@@ -87,15 +88,31 @@ class Summary:
 
 
 class RangeMapper:
-    """Maps records as the bridge would: the trigger topic in dagbridge's format, other topics by route."""
+    """Maps records as the bridge would: the trigger topic in dagbridge's format, other topics by route
+    and by AssetWatcher. Watcher events a DAG queues in its ``assets:<dag_id>`` workflow are counted,
+    not replayed: only runs keyed by the record are."""
 
-    def __init__(self, settings: Settings, routes: Routes) -> None:
+    def __init__(self, settings: Settings, routes: Routes, watchers: Watchers = NO_WATCHERS) -> None:
         self._settings = settings
         self._options = run_options(settings)
         self._router = Router(routes, max_conf_bytes=settings.max_conf_bytes, options=self._options)
+        self._watchers = WatcherRouter(
+            watchers,
+            batched_dags=routes.batched_watcher_dags,
+            max_payload_bytes=settings.max_conf_bytes,
+            options=self._options,
+        )
 
     def reads(self, topic: str) -> bool:
-        return topic == self._settings.trigger_topic or bool(self._router.routes_of(topic))
+        return (
+            topic == self._settings.trigger_topic
+            or bool(self._router.routes_of(topic))
+            or bool(self._watchers.watchers_of(topic))
+        )
+
+    def watcher_dags(self, topic: str) -> set[str]:
+        """The DAGs the topic's watchers start runs of, one per record."""
+        return {target.dag_id for watcher in self._watchers.watchers_of(topic) for target in watcher.spec.targets}
 
     def runs(self, record: ConsumerRecord[bytes, bytes], summary: Summary) -> list[MappedRun]:
         if record.topic == self._settings.trigger_topic:
@@ -107,14 +124,28 @@ class RangeMapper:
                 return [MappedRun(record, None, None, err.reason)]
             return [MappedRun(record, None, request, None)]
         mapped = []
+        watched = bool(self._watchers.watchers_of(record.topic))
+        if watched:
+            # The same user code as in the bridge: apply_function runs again for every record read.
+            verdict = self._watchers.route(record)
+            # Counted only when there are some: the summary line names every count it holds.
+            if verdict.filtered:
+                summary.counts["filtered"] += len(verdict.filtered)
+            if verdict.queued:
+                summary.counts["queued, not replayed"] += sum(len(events) for events in verdict.queued.values())
+            mapped += [MappedRun(record, None, None, reason) for _, reason in verdict.errors]
+            mapped += [MappedRun(record, None, request, None) for request in verdict.runs]
+        if watched and not self._router.routes_of(record.topic):
+            return mapped
+        routed = []
         for verdict in self._router.route(record):
             if verdict.request is None and verdict.error is None:
                 summary.counts["filtered"] += 1
             else:
-                mapped.append(MappedRun(record, verdict.route, verdict.request, verdict.error))
-        if not mapped:
+                routed.append(MappedRun(record, verdict.route, verdict.request, verdict.error))
+        if not routed:
             summary.counts["unrouted"] += 1
-        return mapped
+        return mapped + routed
 
 
 async def read_range(
@@ -183,12 +214,18 @@ async def _offsets(
 
 
 async def replay(
-    settings: Settings, routes: Routes, client: Client, span: TopicRange, *, backoff: Backoff | None = None
+    settings: Settings,
+    routes: Routes,
+    client: Client,
+    span: TopicRange,
+    *,
+    backoff: Backoff | None = None,
+    watchers: Watchers = NO_WATCHERS,
 ) -> Summary:
     """Start every run the range asks for that does not exist yet; the DAGs' caps are respected."""
-    mapper = RangeMapper(settings, routes)
+    mapper = RangeMapper(settings, routes, watchers)
     if not mapper.reads(span.topic):
-        raise ReplayError(f"topic {span.topic!r} is neither the trigger topic nor read by any route")
+        raise ReplayError(f"topic {span.topic!r} is neither the trigger topic nor read by any route or AssetWatcher")
     summary = Summary()
     flow = FlowControl(routes.max_in_flight_runs, {}, backoff=backoff or Backoff())
     await flow.start(client)
@@ -233,11 +270,13 @@ async def replay(
     return summary
 
 
-async def reconcile(settings: Settings, routes: Routes, client: Client, span: TopicRange) -> Summary:
+async def reconcile(
+    settings: Settings, routes: Routes, client: Client, span: TopicRange, *, watchers: Watchers = NO_WATCHERS
+) -> Summary:
     """Report the range's records with no run and the runs started from the range with no record."""
-    mapper = RangeMapper(settings, routes)
+    mapper = RangeMapper(settings, routes, watchers)
     if not mapper.reads(span.topic):
-        raise ReplayError(f"topic {span.topic!r} is neither the trigger topic nor read by any route")
+        raise ReplayError(f"topic {span.topic!r} is neither the trigger topic nor read by any route or AssetWatcher")
     summary = Summary()
     expected: dict[str, MappedRun] = {}
     async for record in read_range(settings, span, summary):
@@ -267,7 +306,8 @@ async def reconcile(settings: Settings, routes: Routes, client: Client, span: To
             summary.counts["message without run"] += 1
             summary.problems.append(f"message without run: {expected[workflow_id].where} -> {workflow_id}")
     dag_ids = {run.request.dag_id for run in expected.values() if run.request is not None}
-    for dag_id in sorted(dag_ids | {route.route.dag_id for route in routes.routes if route.reads(span.topic)}):
+    routed_dags = {route.route.dag_id for route in routes.routes if route.reads(span.topic)}
+    for dag_id in sorted(dag_ids | routed_dags | mapper.watcher_dags(span.topic)):
         await _runs_without_message(client, dag_id, span.topic, set(expected), summary)
     return summary
 

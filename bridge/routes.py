@@ -79,6 +79,8 @@ class CompiledRoute:
 class Routes:
     routes: list[CompiledRoute]
     max_in_flight_runs: dict[str, int]
+    # DAGs whose AssetWatcher messages queue in the DAG's asset schedule instead of starting a run each.
+    batched_watcher_dags: frozenset[str] = frozenset()
 
     @property
     def topics(self) -> set[str]:
@@ -121,7 +123,11 @@ def parse_routes(document: Any, *, base: Path, path: Path = Path("routes")) -> R
     if problems:
         raise RoutesFileError(path, problems)
     return Routes(
-        routes=compiled, max_in_flight_runs={dag_id: flow.max_in_flight_runs for dag_id, flow in model.dags.items()}
+        routes=compiled,
+        max_in_flight_runs={
+            dag_id: flow.max_in_flight_runs for dag_id, flow in model.dags.items() if flow.max_in_flight_runs
+        },
+        batched_watcher_dags=frozenset(dag_id for dag_id, flow in model.dags.items() if flow.asset_watcher_batching),
     )
 
 

@@ -111,9 +111,14 @@ def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     routes = _routes(settings)
     if routes is None:
         return 2
+    # Reading the dags folder for AssetWatchers imports Airflow, which replaces the logging configuration.
+    from dagbridge.asset_watchers import served_watchers
+
+    configure_logging(settings)
+    watchers = served_watchers(settings)
     # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
     metrics_server = serve_metrics(settings)
-    _run_until_signalled(TriggerBridge(settings, routes=routes).run)
+    _run_until_signalled(TriggerBridge(settings, routes=routes, watchers=watchers).run)
     if metrics_server is not None:
         metrics_server.close()
     return 0
@@ -442,12 +447,16 @@ def _range_command(args: argparse.Namespace, settings: Settings, what: str) -> i
     if routes is None:
         return 2
     span = _topic_range(args)
+    from dagbridge.asset_watchers import served_watchers  # imports Airflow, which replaces the logging set-up
+
+    configure_logging(settings)
+    watchers = served_watchers(settings)
 
     async def main() -> Any:
         client = await connect(settings)
         if what == "replay":
-            return await replay(settings, routes, client, span)
-        return await reconcile(settings, routes, client, span)
+            return await replay(settings, routes, client, span, watchers=watchers)
+        return await reconcile(settings, routes, client, span, watchers=watchers)
 
     try:
         summary = asyncio.run(main())
@@ -484,7 +493,7 @@ def _non_negative(text: str) -> int:
 
 
 def _range_arguments(command: argparse.ArgumentParser, *, from_required: bool) -> None:
-    command.add_argument("--topic", required=True, help="the trigger topic or a topic the routes file reads")
+    command.add_argument("--topic", required=True, help="the trigger topic, a routed topic or an AssetWatcher's")
     start = command.add_mutually_exclusive_group(required=from_required)
     start.add_argument("--from-offset", type=_non_negative, metavar="N", help="first offset, in every partition")
     start.add_argument(

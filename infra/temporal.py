@@ -22,9 +22,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from infra.backoff import until_stopped
 from infra.reachability import ServerUnreachable
 from schemas import run_attributes
-from schemas.ids import dag_run_workflow_id
-from schemas.names import DAG_RUN_WORKFLOW
-from schemas.runs import DagRunRequest, DagRunResult, RunOptions
+from schemas.assets import AssetScheduleInput
+from schemas.ids import asset_schedule_workflow_id, dag_run_workflow_id
+from schemas.names import ASSET_EVENTS_SIGNAL, ASSET_SCHEDULE_WORKFLOW, DAG_RUN_WORKFLOW
+from schemas.runs import AssetEventPayload, DagRunRequest, DagRunResult, RunOptions
 from schemas.settings import Settings
 
 
@@ -123,6 +124,24 @@ def run_options(settings: Settings) -> RunOptions:
         default_task_queue=settings.task_queue,
         task_heartbeat_timeout_seconds=settings.task_heartbeat_timeout_seconds,
         trigger_heartbeat_timeout_seconds=settings.trigger_heartbeat_timeout_seconds,
+    )
+
+
+async def queue_asset_events(
+    client: Client, dag_id: str, events: list[AssetEventPayload], task_queue: str, options: RunOptions
+) -> None:
+    """Hand asset events to the DAG's ``assets:<dag_id>`` workflow (created by the first events it ever gets).
+
+    Signal-with-start: once this returns, the events are in the workflow's history; it drops
+    events whose IDs it has seen, so repeating the call is harmless.
+    """
+    await client.start_workflow(
+        ASSET_SCHEDULE_WORKFLOW,
+        AssetScheduleInput(dag_id=dag_id, options=options),
+        id=asset_schedule_workflow_id(dag_id),
+        task_queue=task_queue,
+        start_signal=ASSET_EVENTS_SIGNAL,
+        start_signal_args=[events],
     )
 
 

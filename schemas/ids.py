@@ -140,6 +140,19 @@ def asset_triggered_run_id(run_after_iso: str, event_ids: list[str]) -> str:
     return f"{ASSET_TRIGGERED_RUN_PREFIX}{run_after_iso}_{digest}"
 
 
+def asset_watcher_run_id(topic: str, partition: int, offset: int) -> str:
+    """``asset_triggered__<topic>-<partition>-<offset>``: the run one AssetWatcher message starts.
+
+    Keyed by the record's position, so a redelivered message names the same run and starts none.
+    """
+    return f"{ASSET_TRIGGERED_RUN_PREFIX}{topic}-{partition}-{offset}"
+
+
+def asset_watcher_event_id(topic: str, partition: int, offset: int, asset_uri: str) -> str:
+    """``kafka:<topic>:<partition>:<offset>:<asset uri>``: the asset event one watcher message makes."""
+    return f"kafka:{topic}:{partition}:{offset}:{asset_uri}"
+
+
 def event_key(dag_id: str, run_id: str) -> bytes:
     """Kafka key of every event of a run: one partition per run keeps its events in order."""
     return f"{dag_id}:{run_id}".encode()

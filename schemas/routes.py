@@ -142,10 +142,16 @@ class Route(_Spec):
 
 
 class DagFlow(_Spec):
-    max_in_flight_runs: int = Field(
+    max_in_flight_runs: int | None = Field(
+        default=None,
         ge=1,
         description="Runs of this DAG the bridge lets be started and not finished at once (whoever started "
         "them); when reached, the partitions whose records would start more pause until runs finish",
+    )
+    asset_watcher_batching: bool = Field(
+        default=False,
+        description="Messages of the DAG's AssetWatchers queue as Airflow's scheduler queues asset events: "
+        "one run consumes every event queued since the last (default: one run per message)",
     )
 
 

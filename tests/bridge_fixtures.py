@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bridge.consumer import TriggerBridge
 from bridge.routes import NO_ROUTES, Routes
+from bridge.watchers import NO_WATCHERS, Watchers
 from infra.backoff import Backoff
 from schemas.settings import Settings
 from tests.servers import TansuBroker, TemporalDevServer
@@ -98,9 +99,11 @@ def bridge_settings(kafka_worker: Settings, tansu: TansuBroker) -> Settings:
 
 
 @asynccontextmanager
-async def running_bridge(settings: Settings, routes: Routes = NO_ROUTES) -> AsyncIterator[TriggerBridge]:
+async def running_bridge(
+    settings: Settings, routes: Routes = NO_ROUTES, watchers: Watchers = NO_WATCHERS
+) -> AsyncIterator[TriggerBridge]:
     """An in-process bridge; leaving the block stops it as SIGTERM would."""
-    bridge = TriggerBridge(settings, routes=routes, backoff=FAST_BACKOFF, drain_timeout_seconds=10)
+    bridge = TriggerBridge(settings, routes=routes, watchers=watchers, backoff=FAST_BACKOFF, drain_timeout_seconds=10)
     stop = asyncio.Event()
     running = asyncio.create_task(bridge.run(stop))
     try:

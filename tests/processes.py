@@ -45,3 +45,28 @@ class WorkerProcess:
             self.process.wait(timeout=30)
         if not self._log.closed:
             self._log.close()
+
+
+class BridgeProcess:
+    """``dagbridge bridge`` as its own process, configured by environment, to be killed like a container."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dagbridge.cli", "bridge"],
+            env={**os.environ, **settings_environment(settings)},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
+
+    def terminate(self, timeout: float) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.close()

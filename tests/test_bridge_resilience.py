@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +28,7 @@ from tests.bridge_fixtures import (
     unique,
     workflow_ids,
 )
+from tests.processes import BridgeProcess
 from tests.servers import TansuBroker, TemporalDevServer
 
 NO_WORKER_QUEUE = "dagbridge-tests-nobody-polls"
@@ -57,40 +54,6 @@ def settings(idle_temporal: TemporalDevServer, tansu: TansuBroker) -> Settings:
     )
     tansu.create_topics([settings.trigger_topic, settings.dlq_topic], partitions=2)
     return settings
-
-
-class BridgeProcess:
-    """``dagbridge bridge`` as its own process, to be killed or terminated like a container."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        variables = (
-            "temporal_address",
-            "kafka_bootstrap",
-            "task_queue",
-            "trigger_topic",
-            "dlq_topic",
-            "consumer_group",
-            "commit_interval_seconds",
-        )
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dagbridge.cli", "bridge"],
-            env={**os.environ, **{f"DAGBRIDGE_{name.upper()}": str(getattr(settings, name)) for name in variables}},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self._log.close()
-
-    def terminate(self, timeout: float) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self._log.close()
 
 
 def run_ids(settings: Settings, sent: list[RecordMetadata]) -> set[str]:
