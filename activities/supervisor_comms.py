@@ -37,6 +37,8 @@ class InMemorySupervisorComms:
         self._xcoms: dict[tuple[str, int, str], Any] = {
             (x.task_id, x.map_index, x.key): x.value for x in request.upstream_xcoms
         }
+        # Sequences by (task_id, key), built on first use: a reduce reads one item per request.
+        self._sequences: dict[tuple[str, str], list[Any]] = {}
         # A try resumed after a deferral keeps the XComs it pushed before deferring (Airflow clears
         # a task instance's XComs when a try starts, not when it resumes): they are its result's too.
         self.pushed: dict[str, XComEntry] = {
@@ -67,11 +69,19 @@ class InMemorySupervisorComms:
         return self._xcoms.get((task_id, -1 if map_index is None else map_index, key))
 
     def _sequence(self, task_id: str, key: str) -> list[Any]:
-        """All values of one task's key in map-index order, as Airflow's XCom table returns them."""
-        found = sorted(
-            (map_index, value) for (t, map_index, k), value in self._xcoms.items() if t == task_id and k == key
-        )
-        return [value for _, value in found]
+        """All values of one task's key in map-index order, as Airflow's XCom table returns them.
+
+        Upstream XComs do not change during a try, so each sequence is built once: a reduce over
+        a task mapped N wide sends N item requests.
+        """
+        sequence = self._sequences.get((task_id, key))
+        if sequence is None:
+            found = sorted(
+                ((map_index, value) for (t, map_index, k), value in self._xcoms.items() if t == task_id and k == key),
+                key=lambda item: item[0],
+            )
+            sequence = self._sequences[(task_id, key)] = [value for _, value in found]
+        return sequence
 
     def _on_GetXCom(self, msg: comms.GetXCom) -> comms.XComResult:
         return comms.XComResult(key=msg.key, value=self._value(msg.task_id, msg.map_index, msg.key))

@@ -26,12 +26,13 @@ from activities import metrics, task_process
 from activities.asset_publishing import AssetEventRouter
 from activities.dag_loader import DagNotFound
 from activities.events import ASSET_EVENTS, TASK_EVENT, EventPublisher, HeldEvent
+from activities.held_inputs import HeldInputs
 from infra.backoff import DEFAULT_BACKOFF, Backoff
 from infra.task_logs import TaskLogStore
 from schemas.errors import FailureType
 from schemas.messages import TRY_END_STATES, TaskEvent
-from schemas.names import RUN_TASK_TRY_ACTIVITY, TRY_INPUTS_QUERY
-from schemas.runs import TaskTryRequest, TaskTryResult, TryInputs
+from schemas.names import RUN_TASK_TRY_ACTIVITY
+from schemas.runs import TaskTryRequest, TaskTryResult
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,13 +185,15 @@ class TaskActivities:
         self._events = events
         self._publish_backoff = publish_backoff
         self._assets = assets
+        self._held_inputs = HeldInputs()
 
     @activity.defn(name=RUN_TASK_TRY_ACTIVITY)
     async def run_task_try(self, request: TaskTryRequest) -> TaskTryResult:
         result = _result_of_earlier_attempt()
         if result is None:
             if request.inputs_held_by_workflow:
-                request = await _with_inputs_from_workflow(request)
+                info = activity.info()
+                request = await self._held_inputs.complete(request, info.workflow_id, info.workflow_run_id)
             result = await self._run(request)
             metrics.record_task_try(request.dag_run.dag_id, result.state.value, result.end_date - result.start_date)
             metrics.record_callback_failures(request.dag_run.dag_id, "task", result.failed_callbacks)
@@ -275,18 +278,6 @@ class TaskActivities:
         while not attempt.done():
             activity.heartbeat()
             await asyncio.wait({attempt}, timeout=self._heartbeat_interval)
-
-
-async def _with_inputs_from_workflow(request: TaskTryRequest) -> TaskTryRequest:
-    """Read the conf and upstream XComs the workflow kept out of this try's input."""
-    handle = activity.client().get_workflow_handle(activity.info().workflow_id)
-    inputs = await handle.query(TRY_INPUTS_QUERY, request.task_id, result_type=TryInputs)
-    return request.model_copy(
-        update={
-            "dag_run": request.dag_run.model_copy(update={"conf": inputs.conf}),
-            "upstream_xcoms": inputs.upstream_xcoms,
-        }
-    )
 
 
 def _result_of_earlier_attempt() -> TaskTryResult | None:

@@ -14,7 +14,10 @@ from typing import Any, Protocol
 
 from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
+from airflow.utils.state import State
 from sqlalchemy.orm import Session
+
+EVERY_TASK_STATE = frozenset(State.task_states)
 
 GET_READY_TIS = "airflow.models.dagrun.DagRun._get_ready_tis"
 ARE_PREMATURE_TIS = "airflow.models.dagrun.DagRun._are_premature_tis"
@@ -70,7 +73,10 @@ def focus_scheduling(dag_run: DagRun, focus: SchedulingFocus) -> None:
         state: str | Collection[str] | None = None, *, session: Session | None = None
     ) -> list[TaskInstance]:
         wanted = None if state is None else ({state} if isinstance(state, str) else set(state))
-        return [ti for ti in focus.task_instances() if wanted is None or ti.state in wanted]
+        if wanted is None or wanted.issuperset(EVERY_TASK_STATE):
+            # What each scheduling pass asks for (State.task_states): no state to read per task instance.
+            return list(focus.task_instances())
+        return [ti for ti in focus.task_instances() if ti.state in wanted]
 
     # Instance attributes shadow the class's methods for this one object; mypy compares them with
     # the methods' unbound signatures (with self), hence the ignores.

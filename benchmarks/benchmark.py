@@ -474,6 +474,13 @@ def _counts(text: str) -> list[int]:
     return counts
 
 
+def _widths(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of numbers") from None
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20, help="sequential runs of the chain per side")
@@ -500,8 +507,16 @@ if __name__ == "__main__":
         help="kafka mode: bridge rounds of the starts/s figure; engine mode: alternating rounds of the "
         "worker-process comparison",
     )
-    parser.add_argument("--sizes", default="10,100,1000,2000", help="scale mode: DAG sizes (tasks)")
-    parser.add_argument("--no-mapping", action="store_true", help="scale mode: skip the 10,000-item mapping")
+    parser.add_argument(
+        "--sizes", type=_widths, default="10,100,1000,2000", help="scale mode: DAG sizes (tasks), empty for none"
+    )
+    parser.add_argument(
+        "--mappings",
+        type=_widths,
+        default="10000",
+        help="scale mode: widths of the mapped task (2000, 10000), empty for none",
+    )
+    parser.add_argument("--no-mapping", action="store_true", help="scale mode: skip the mappings (--mappings '')")
     parser.add_argument("--dags", type=int, default=200, help="schedule mode: DAGs ticking together")
     parser.add_argument("--period", type=int, default=60, help="schedule mode: seconds between ticks")
     parser.add_argument("--ticks", type=int, default=3, help="schedule mode: ticks of every DAG")
@@ -533,6 +548,6 @@ if __name__ == "__main__":
     elif args.mode == "scale":
         from benchmarks import scale_mode
 
-        scale_mode.main([int(size) for size in args.sizes.split(",")], not args.no_mapping, args.task_processes)
+        scale_mode.main(args.sizes, [] if args.no_mapping else args.mappings, args.task_processes)
     else:
         asyncio.run(main(args.runs, args.concurrency, args.task_processes, args.worker_processes, args.rounds))

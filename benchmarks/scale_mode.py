@@ -1,8 +1,8 @@
 """Scale mode of the benchmark: how the engine's cost per task changes as a DAG grows.
 
 Runs the same DAG shape at 10, 100, 1,000 and 2,000 tasks (benchmarks/dags/bench_scale.py) and a
-task mapped over 10,000 items, one run at a time on a ``dagbridge worker``, and reads each run's
-Temporal history:
+task mapped over 10,000 items (or 2,000, ``--mappings 2000``), one run at a time on a
+``dagbridge worker``, and reads each run's Temporal history:
 
 - scheduling overhead per task: the time the worker spent in workflow tasks (Airflow's
   scheduling, the private database, building activity inputs), divided by the number of tasks
@@ -13,7 +13,9 @@ Temporal history:
 The smallest DAG is the baseline: a flat per-task overhead means the engine does not slow down
 as the DAG grows.
 
-    python benchmarks/benchmark.py --mode scale [--sizes 10,100,1000,2000] [--no-mapping]
+    python benchmarks/benchmark.py --mode scale [--sizes 10,100,1000,2000] [--mappings 2000,10000 | --no-mapping]
+
+``--sizes '' --mappings 10000`` runs the mapping alone.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from schemas.runs import DagRunRequest, DagRunResult, RunOptions
 HISTORY_EVENT_LIMIT = 51_200
 HISTORY_BYTES_LIMIT = 50 * 1024 * 1024
 WORKFLOW_TASK_TIMEOUT_SECONDS = 10.0
+# The first run of a worker pays for DAG parsing, pool processes and sticky queues: a small one.
+WARM_UP_DAG = "bench_scale_10"
 
 
 @dataclass
@@ -160,7 +164,7 @@ def summary(figures: list[ScaleFigures]) -> str:
 async def measure(address: str, dag_ids: list[str]) -> list[ScaleFigures]:
     """Run each DAG once, printing its row as soon as it is known (large runs take minutes)."""
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    await run_once(client, dag_ids[0])  # warm-up: DAG parsing, pool processes, sticky queues
+    await run_once(client, WARM_UP_DAG)  # DAG parsing, pool processes, sticky queues
     print(HEADER, flush=True)
     figures: list[ScaleFigures] = []
     for dag_id in dag_ids:
@@ -169,8 +173,8 @@ async def measure(address: str, dag_ids: list[str]) -> list[ScaleFigures]:
     return figures
 
 
-def main(sizes: list[int], mapping: bool, task_processes: int) -> None:
-    dag_ids = [f"bench_scale_{size}" for size in sizes] + (["bench_map_10000"] if mapping else [])
+def main(sizes: list[int], mapping_widths: list[int], task_processes: int) -> None:
+    dag_ids = [f"bench_scale_{size}" for size in sizes] + [f"bench_map_{width}" for width in mapping_widths]
     logs = Path(tempfile.mkdtemp(prefix="dagbridge-scale-"))
     with TemporalDevServer(logs) as server:
         worker = start_dagbridge_worker(server.address, logs, task_processes)

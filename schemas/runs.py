@@ -237,6 +237,12 @@ class TaskTryRequest(_Payload):
         "(they would be stored in history once per try): the activity reads them with the workflow's "
         "try_inputs query instead",
     )
+    held_inputs_revision: int = Field(
+        default=0,
+        description="Which version of the held inputs the try reads: tries of the same task that one workflow "
+        "handed out with the same revision read the same conf and upstream XComs, so a worker queries them once "
+        "and reuses them",
+    )
     run_task_instances: list[RunTaskInstance] = Field(
         default_factory=list,
         description="The task instances of this task and of its direct upstream tasks when the try was "

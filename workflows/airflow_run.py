@@ -173,7 +173,8 @@ class AirflowDagRun:
                 self.dag_callback = dag_callback
             if self.finished:
                 return []
-            decided_by_airflow = self._task_instances.state_map() != states_before
+            # The same loaded task instances as ``states_before`` (nothing loads them in between).
+            decided_by_airflow = self._task_instances.states() != states_before
             newly_scheduled = 0
             if schedulable:
                 waiting_before = self._task_instances.count(TaskInstanceState.SCHEDULED)

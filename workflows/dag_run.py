@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.airflow_db import private_airflow_session
     from workflows.airflow_run import AirflowDagRun
     from workflows.deferral import Deferrals
+    from workflows.result_batching import take_in_more_results
     from workflows.slots import RunSlots
     from workflows.stopping import RunStop, despite_cancellation
     from workflows.tries import RunningTries
@@ -39,11 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.xcom_store import XComStore
 
 DEFAULT_MAX_ACTIVE_RUNS = airflow_conf.getint("core", "max_active_runs_per_dag")
-
-# What a scheduling pass costs per task instance of the run (about 0.1 s at 10,000 on the
-# development machine); from this size on, results that arrive within one pass's cost share it.
-PASS_COST_PER_TASK_INSTANCE = timedelta(microseconds=10)
-BATCHED_RUN_SIZE = 1_000
 
 
 @workflow.defn(name=DAG_RUN_WORKFLOW, sandboxed=False)
@@ -65,6 +61,7 @@ class DagRunWorkflow:
         self._stop: RunStop | None = None
         self._deferrals = Deferrals()
         self._serialized_dag: dict[str, Any] | None = None
+        self._grid = run_view.TaskGridView()
 
     @workflow.signal(name=SLOTS_GRANTED_SIGNAL)
     def slots_granted(self, grant: SlotGrant) -> None:
@@ -249,12 +246,18 @@ class DagRunWorkflow:
                 await self._hand_out_ready_tries(dag_run, request)
                 if dag_run.finished:
                     return None
+            waited = False
             if not tries.finished and not self._slots.has_news and not self._deferrals.has_news:
                 ended = await self._wait_for_news(dag_run, deadline, history_is_long=history_is_long)
                 if ended is not None:
                     return ended
+                waited = True
+            try:
+                await take_in_more_results(tries, dag_run.size, waited=waited)
+            except asyncio.CancelledError:
+                return await self._stop_run(dag_run, RunStop.CANCELLED)
             self._record_finished_tries(dag_run)
-            run_view.show_task_grid(dag_run.state.value, dag_run.task_instance_states(), dag_run.graph.grid_order())
+            self._grid.show(dag_run.state.value, dag_run.size, dag_run.task_instance_states, dag_run.graph.grid_order)
 
     def _record_finished_tries(self, dag_run: AirflowDagRun) -> None:
         while (result := self._running_tries().take_finished()) is not None:
@@ -301,7 +304,6 @@ class DagRunWorkflow:
             return "no task is running or waiting, yet the run is not finished"
         try:
             await self._wait_for_outcome_until(min((t for t in (wakeup, deadline) if t), default=None))
-            await self._take_in_more_results(dag_run)
         except asyncio.CancelledError:
             return await self._stop_run(dag_run, RunStop.CANCELLED)
         return None
@@ -319,21 +321,6 @@ class DagRunWorkflow:
         # Every try ends here, also one whose failure event is still being published.
         await despite_cancellation(tries.all_ended())
         return stop.error(dag_run.dag.dagrun_timeout)
-
-    async def _take_in_more_results(self, dag_run: AirflowDagRun) -> None:
-        """In a large run, give the other running tries a moment to report too.
-
-        A scheduling pass costs about as much as the run has task instances, and results taken
-        in together share one pass: waiting at most as long as a pass costs at most doubles a
-        result's wait, and divides the number of passes by the results that arrive meanwhile.
-        """
-        tries = self._running_tries()
-        if dag_run.size < BATCHED_RUN_SIZE or not tries.finished or tries.running == 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: tries.running == 0, timeout=dag_run.size * PASS_COST_PER_TASK_INSTANCE
-            )
 
     async def _wait_for_outcome_until(self, wakeup: datetime | None) -> None:
         tries = self._running_tries()

@@ -31,6 +31,7 @@ class RunTaskInstances:
         # The session's identity map only holds objects weakly: without a reference, every pass
         # would rebuild all task instance objects from their rows.
         self.loaded: list[TaskInstance] = []
+        self._by_key: dict[TaskInstanceKey, TaskInstance] = {}
 
     def load(self) -> None:
         """Keep every task instance of the run loaded, reloading only when their number changed.
@@ -50,6 +51,7 @@ class RunTaskInstances:
                 (ti.id, ti) for ti in self._session.scalars(select(TaskInstance).where(TaskInstance.id.in_(batch)))
             )
         self.loaded = [by_id[ti_id] for ti_id in ids]
+        self._by_key = {(ti.task_id, ti.map_index): ti for ti in self.loaded}
 
     def refresh(self, task_instances: list[TaskInstance]) -> None:
         """Read these objects' rows again (after a bulk update), in a few queries rather than one per object."""
@@ -58,8 +60,10 @@ class RunTaskInstances:
             query = select(TaskInstance).where(TaskInstance.id.in_(ids[start : start + LOAD_BATCH]))
             self._session.scalars(query.execution_options(populate_existing=True)).all()
 
-    def state_map(self) -> dict[TaskInstanceKey, str | None]:
-        return {(ti.task_id, ti.map_index): ti.state for ti in self.loaded}
+    def states(self) -> list[str | None]:
+        """The state of each loaded task instance, in ``loaded`` order: one attribute read each
+        (a scheduling pass of a large run reads them all, more than once)."""
+        return [ti.state for ti in self.loaded]
 
     def states_by_task(self) -> dict[str, list[tuple[int, str | None]]]:
         """Task id -> (map index, state) of each of its task instances, in map index order."""
@@ -95,6 +99,10 @@ class RunTaskInstances:
 
     def one(self, task_id: str, map_index: int) -> TaskInstance:
         """Raises ``sqlalchemy.exc.NoResultFound`` when the run has no such task instance."""
+        loaded = self._by_key.get((task_id, map_index))
+        if loaded is not None:
+            # The session's own object, as the query would return it, without a query per try.
+            return loaded
         query = self.in_this_run(select(TaskInstance)).where(
             TaskInstance.task_id == task_id, TaskInstance.map_index == map_index
         )

@@ -9,6 +9,8 @@ Current details and summaries are metadata the UI reads; they cost no history ev
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -32,6 +34,11 @@ _STATE_ORDER = [
 ]
 # Beyond this many tasks the grid lists the first ones and counts the rest: the details must stay small.
 GRID_TASKS = 50
+# Runs of this many task instances update their grid at most once per interval (of workflow time).
+LARGE_RUN_SIZE = 1_000
+LARGE_RUN_INTERVAL = timedelta(seconds=1)
+
+TaskInstanceStates = dict[str, list[tuple[int, str | None]]]
 
 
 # Workflows that started before runs had a DagRunState never upserted it: their replays must not either.
@@ -95,3 +102,28 @@ def show_run_failed(error: str) -> None:
     shown = workflow.get_current_details()
     grid = shown.split("\n", 1)[1] if shown.startswith("**DAG run ") and "\n" in shown else ""
     workflow.set_current_details(f"**DAG run failed**: {error}\n{grid}".rstrip("\n"))
+
+
+class TaskGridView:
+    """Shows a run's task grid after each scheduling step, a large run's at most once a second.
+
+    Building the grid reads every task instance: a run of 10,000 would pay that once per pass.
+    The details are metadata, so how often they change costs no history and no determinism.
+    """
+
+    def __init__(self) -> None:
+        self._shown_at: datetime | None = None
+
+    def show(
+        self,
+        run_state: str,
+        run_size: int,
+        states: Callable[[], TaskInstanceStates],
+        task_order: Callable[[], list[str]],
+    ) -> None:
+        """``states`` and ``task_order``: read only when the grid is shown."""
+        now = workflow.now()
+        if run_size >= LARGE_RUN_SIZE and self._shown_at is not None and now - self._shown_at < LARGE_RUN_INTERVAL:
+            return
+        self._shown_at = now
+        show_task_grid(run_state, states(), task_order())

@@ -39,9 +39,12 @@ class FocusedScheduling:
         self._dag_run = dag_run
         self._graph = graph
         self._task_instances = task_instances
-        # Task instance states as the previous scheduling pass left them: what changed since
-        # tells which task instances Airflow needs to look at again.
-        self._states_seen: dict[TaskInstanceKey, str | None] = {}
+        # Task instance states as the previous scheduling pass left them, in the order of the
+        # loaded task instances they were read from: what changed since tells which task
+        # instances Airflow needs to look at again.
+        self._loaded_seen: list[TaskInstance] = []
+        self._states_seen: list[str | None] = []
+        self._keys_seen: set[TaskInstanceKey] = set()
         self._changed_task_ids: set[str] = set()
         # Task instances left unchecked by a pass that used up its checks, and those held back
         # until the expansion of a mapped task they depend on is finished.
@@ -72,16 +75,30 @@ class FocusedScheduling:
             self._unchecked |= self._held_back
             self._held_back.clear()
 
-    def take_changes(self) -> dict[TaskInstanceKey, str | None]:
-        """The states now, remembering which tasks changed since the previous pass looked."""
+    def take_changes(self) -> list[str | None]:
+        """The states now, in ``RunTaskInstances.loaded`` order, remembering which tasks changed
+        since the previous pass looked."""
         self._task_instances.load()
-        states = self._task_instances.state_map()
-        self._changed_task_ids = {
-            task_id
-            for (task_id, map_index), state in states.items()
-            if self._states_seen.get((task_id, map_index), "unseen") != state
-        }
-        self._states_seen = states
+        loaded = self._task_instances.loaded
+        states = self._task_instances.states()
+        if loaded is self._loaded_seen:
+            # The same task instances in the same order (``load`` replaces the list when
+            # their number changes): compared by position, without reading their keys.
+            self._changed_task_ids = {
+                loaded[position].task_id
+                for position, (before, now) in enumerate(zip(self._states_seen, states, strict=True))
+                if before != now
+            }
+        else:
+            seen = dict(zip(((ti.task_id, ti.map_index) for ti in self._loaded_seen), self._states_seen, strict=True))
+            keys = [(ti.task_id, ti.map_index) for ti in loaded]
+            self._changed_task_ids = {
+                task_id
+                for (task_id, map_index), state in zip(keys, states, strict=True)
+                if seen.get((task_id, map_index), "unseen") != state
+            }
+            self._keys_seen = set(keys)
+        self._loaded_seen, self._states_seen = loaded, states
         return states
 
     def checked_now(self, schedulable: list[TaskInstance]) -> list[TaskInstance]:
@@ -116,7 +133,7 @@ class FocusedScheduling:
             key in self._unchecked
             or ti.state in TIMED_STATES
             or ti.task_id in self._changed_task_ids
-            or self._states_seen.get(key, "unseen") == "unseen"
+            or key not in self._keys_seen
         ):
             return True
         relatives = self._graph.relatives_of(ti.task_id)

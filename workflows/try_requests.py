@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 
 from temporalio import workflow
@@ -45,11 +46,12 @@ class TryRequests:
         """``task_instance_states``: the run as Airflow's database had it when the try started;
         ``resume_count``: deferrals of this try the task already resumed from."""
         dag_run = self._dag_run
-        upstream_xcoms = self._xcoms.of_tasks(dag_run.graph.upstream_task_ids(task.task_id))
-        if task.next_method is not None:
-            # A resumed deferral still sees what its try pushed before deferring, as in Airflow.
-            upstream_xcoms += self._xcoms.of_task_instance(task.task_id, task.map_index)
+        upstream_task_ids = dag_run.graph.upstream_task_ids(task.task_id)
+        upstream_xcoms = self._xcoms.of_tasks(upstream_task_ids)
         inline = self._conf_bytes + self._xcoms.size_of(upstream_xcoms) <= INLINE_INPUTS_BYTES
+        # A resumed deferral still sees what its try pushed before deferring, as in Airflow: those
+        # travel with the try also when the rest is held, since no other try reads them.
+        own_xcoms = self._xcoms.of_task_instance(task.task_id, task.map_index) if task.next_method is not None else []
         context = dag_run.context()
         # A task sees the task instances of its own task and of its direct upstream tasks. Those
         # of a task mapped very wide are counted, not listed, or every try's input would grow
@@ -65,8 +67,7 @@ class TryRequests:
         listed = [
             RunTaskInstance(task_id=task_id, map_index=map_index, state=state)
             for task_id, instances in sorted(seen.items())
-            for map_index, state in instances
-            if counts[task_id] <= LISTED_TASK_INSTANCES or (task_id, map_index) == (task.task_id, task.map_index)
+            for map_index, state in listed_instances(task_id, instances, counts[task_id], task)
         ]
         return TaskTryRequest(
             dag_run=context if inline else context.model_copy(update={"conf": {}}),
@@ -74,8 +75,11 @@ class TryRequests:
             map_index=task.map_index,
             try_number=task.try_number,
             max_tries=task.max_tries,
-            upstream_xcoms=upstream_xcoms if inline else [],
+            upstream_xcoms=(upstream_xcoms if inline else []) + own_xcoms,
             inputs_held_by_workflow=not inline,
+            # Every try of this task handed out by this workflow while none of its upstream tasks
+            # stored a result in between reads the same held inputs: a worker reads them once.
+            held_inputs_revision=0 if inline else self._xcoms.revision(upstream_task_ids),
             run_task_instances=listed,
             task_instance_counts=counts,
             reschedule_count=task.reschedule_count,
@@ -84,6 +88,24 @@ class TryRequests:
             next_kwargs=task.next_kwargs,
             resume_count=resume_count,
         )
+
+
+def listed_instances(
+    task_id: str, instances: list[tuple[int, str | None]], count: int, task: ReadyTask
+) -> list[tuple[int, str | None]]:
+    """The instances of one task a try's input lists: all of a narrow task, only its own of a wide one.
+
+    Found without going through the wide task's instances: that would cost every try as much
+    as the task is wide.
+    """
+    if count <= LISTED_TASK_INSTANCES:
+        return instances
+    if task_id != task.task_id:
+        return []
+    # In map index order, so the try's own instance is found by bisection.
+    position = bisect.bisect_left(instances, task.map_index, key=lambda instance: instance[0])
+    own = instances[position : position + 1]
+    return own if own and own[0][0] == task.map_index else []
 
 
 def task_queue(task: ReadyTask, options: RunOptions) -> str:

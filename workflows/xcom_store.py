@@ -17,11 +17,13 @@ XCOM_LIST = TypeAdapter(list[XComEntry])
 
 
 class XComStore:
-    """Each task instance's XComs from its latest try, with their JSON size per task."""
+    """Each task instance's XComs from its latest try, with their JSON size and revision per task."""
 
     def __init__(self) -> None:
         self._xcoms: dict[str, dict[int, list[XComEntry]]] = {}
         self._bytes: dict[str, int] = {}
+        # Results stored per task since this workflow of the run began: they only grow.
+        self._revisions: dict[str, int] = {}
 
     @classmethod
     def from_snapshot(cls, snapshot: bytes) -> XComStore:
@@ -48,6 +50,11 @@ class XComStore:
         elif not by_map_index:
             del self._xcoms[result.task_id]
         self._bytes[result.task_id] = self._bytes.get(result.task_id, 0) - _size(replaced) + _size(result.xcoms)
+        self._revisions[result.task_id] = self._revisions.get(result.task_id, 0) + 1
+
+    def revision(self, task_ids: Iterable[str]) -> int:
+        """A number that changes whenever any of these tasks' XComs may have changed, in this workflow."""
+        return sum(self._revisions.get(task_id, 0) for task_id in set(task_ids))
 
     def of_tasks(self, task_ids: Iterable[str]) -> list[XComEntry]:
         """The XComs of these tasks, by task id, then map index, then as pushed."""
