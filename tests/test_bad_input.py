@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from temporalio.client import WorkflowFailureError
+
 from schemas.ids import task_log_path
-from schemas.runs import MAX_TRY_XCOM_BYTES
+from schemas.runs import MAX_TRY_XCOM_BYTES, RunOptions
+from schemas.settings import Settings
+from tests.bridge_fixtures import running_worker, unique
 from tests.dags.bad_outputs import LOUD_BYTES
 from tests.harness import DagRunner
 from tests.history import activity_attempts
@@ -38,3 +43,66 @@ async def test_an_xcom_over_the_payload_limit_fails_its_try_once_and_a_stdout_fl
         log.seek(-64 * 1024, 2)
         assert b"loud: end" in log.read()
     loud_log.unlink()  # 256 MiB of the session's temporary folder
+
+
+GOOD_DAG = """
+import datetime
+from airflow.sdk import dag, task
+
+@dag(schedule=None, start_date=datetime.datetime(2025, 1, 1))
+def imports_fine():
+    @task
+    def only() -> int:
+        return 1
+
+    only()
+
+imports_fine()
+"""
+
+# A DAG file stuck at import (as on a network call without a timeout) until the test releases it.
+HANGING_DAG = """
+import time
+from pathlib import Path
+
+while not Path({release!r}).exists():
+    time.sleep(0.05)
+"""
+
+RAISING_DAG = "from airflow.sdk import DAG\nraise RuntimeError('the config server said no')\n"
+
+
+async def test_dag_files_that_hang_or_raise_on_import_fail_their_runs_and_wedge_nothing(
+    worker_settings: Settings, run_dag: DagRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dags, release = tmp_path / "dags", tmp_path / "release-the-import"
+    dags.mkdir()
+    (dags / "imports_fine.py").write_text(GOOD_DAG)
+    (dags / "hangs_on_import.py").write_text(HANGING_DAG.format(release=str(release)))
+    (dags / "raises_on_import.py").write_text(RAISING_DAG)
+    queue = unique("bad-dags")
+    # Airflow's bound on one file's import; the worker parses off its main thread, where Airflow's own
+    # SIGALRM-based bound cannot apply.
+    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "3")
+    settings = worker_settings.model_copy(update={"dags_folder": dags, "task_queue": queue})
+    options = RunOptions(default_task_queue=queue, task_heartbeat_timeout_seconds=5)
+    try:
+        async with running_worker(settings):
+            fine = await (await run_dag.start("imports_fine", options=options, task_queue=queue)).result()
+            assert (fine.state, [ti.state for ti in fine.task_instances]) == ("success", ["success"])
+
+            for dag_id, reason in (
+                ("hangs_on_import", "DagBag import timeout for"),
+                ("raises_on_import", "RuntimeError: the config server said no"),
+            ):
+                with pytest.raises(WorkflowFailureError) as failure:
+                    await (await run_dag.start(dag_id, options=options, task_queue=queue)).result()
+                message = getattr(failure.value.cause, "message", "")
+                assert f"DAG {dag_id!r} is not in the dags folder" in message, message
+                assert f"{dag_id}.py: {reason}" in message, message
+
+            # Still serving: the loader was not left waiting on the stuck import.
+            again = await (await run_dag.start("imports_fine", options=options, task_queue=queue)).result()
+            assert again.state == "success"
+    finally:
+        release.touch()  # lets the abandoned import thread end
