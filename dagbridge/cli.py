@@ -184,18 +184,33 @@ def run_result_json(result: DagRunResult) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
     from temporalio.client import WorkflowFailureError
 
     from dagbridge.run_views import result_or_stuck_notice
+    from dagbridge.terminal import trigger_message
     from infra.temporal import connect, run_options, start_dag_run
+    from schemas.messages import validation_reason
 
     now = datetime.now(tz=UTC)
-    logical_date = args.logical_date or now
+    try:
+        # The rules of a trigger message (Airflow's ID rules, plain bounded JSON conf) hold here too.
+        message = trigger_message(
+            args.dag_id,
+            conf=args.conf,
+            run_id=args.run_id or f"manual__{now.isoformat()}",
+            logical_date=args.logical_date or now,
+            max_conf_bytes=settings.max_conf_bytes,
+        )
+    except ValidationError as err:
+        print(f"dagbridge: invalid run: {validation_reason(err)}", file=sys.stderr)
+        return 2
+    assert message.run_id is not None  # given above
     request = DagRunRequest(
-        dag_id=args.dag_id,
-        run_id=args.run_id or f"manual__{now.isoformat()}",
-        logical_date=logical_date,
-        conf=args.conf or {},
+        dag_id=message.dag_id,
+        run_id=message.run_id,
+        logical_date=message.logical_date,
+        conf=message.conf or {},
         options=run_options(settings),
     )
 

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 from temporalio.client import WorkflowFailureError
 
-from schemas.ids import task_log_path
+from bridge.consumer import Outcome
+from bridge.dlq import ERROR_HEADER, SOURCE_OFFSET_HEADER, VALUE_OMITTED_HEADER
+from schemas.ids import dag_run_workflow_id, parse_dag_run_workflow_id, task_log_path
+from schemas.messages import RunEvent
 from schemas.runs import MAX_TRY_XCOM_BYTES, RunOptions
 from schemas.settings import Settings
-from tests.bridge_fixtures import running_worker, unique
+from tests.bridge_fixtures import (
+    committed_offsets,
+    end_offsets,
+    eventually,
+    read_records,
+    running_bridge,
+    running_worker,
+    unique,
+)
 from tests.dags.bad_outputs import LOUD_BYTES
 from tests.harness import DagRunner
+from tests.held_runs import dagbridge
 from tests.history import activity_attempts
 
 
@@ -106,3 +121,103 @@ async def test_dag_files_that_hang_or_raise_on_import_fail_their_runs_and_wedge_
             assert again.state == "success"
     finally:
         release.touch()  # lets the abandoned import thread end
+
+
+async def run_events(settings: Settings, run_ids: set[str]) -> dict[str, RunEvent]:
+    def events(records: list[ConsumerRecord[bytes, bytes]]) -> dict[str, RunEvent]:
+        parsed = (RunEvent.model_validate_json(record.value) for record in records)
+        return {event.run_id: event for event in parsed if event.run_id in run_ids}
+
+    records = await read_records(
+        settings.kafka_bootstrap, settings.run_events_topic, until=lambda records: events(records).keys() == run_ids
+    )
+    return events(records)
+
+
+async def assert_all_committed(settings: Settings) -> None:
+    committed = await committed_offsets(settings.kafka_bootstrap, settings.consumer_group, settings.trigger_topic)
+    assert committed == await end_offsets(settings.kafka_bootstrap, settings.trigger_topic)
+
+
+def trigger_value(dag_id: str = "bridge_noop", **fields: object) -> bytes:
+    return json.dumps({"schema_version": 1, "dag_id": dag_id, **fields}).encode()
+
+
+async def test_odd_records_reach_a_run_or_the_dlq_and_the_bridge_keeps_serving(bridge_settings: Settings) -> None:
+    """A key and header values that are not UTF-8 on a good trigger; records far over the conf limit and
+    over the producer's default 1 MiB request size (what a broker's default message.max.bytes also is)."""
+    binary_key_run, after_run = unique("binary-key"), unique("after-large")
+    large = trigger_value(run_id=unique("large"), conf={"blob": "x" * (1536 * 1024)})
+    larger = trigger_value(run_id=unique("larger"), conf={"blob": "x" * (3 * 1024 * 1024)})
+    producer = AIOKafkaProducer(bootstrap_servers=bridge_settings.kafka_bootstrap, acks="all", max_request_size=8 << 20)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send_and_wait(
+                bridge_settings.trigger_topic,
+                trigger_value(run_id=binary_key_run),
+                key=b"\xff\xfe\x00",
+                headers=[("trace", b"\xff\x00")],
+                partition=0,
+            ),
+            await producer.send_and_wait(bridge_settings.trigger_topic, large, partition=0),
+            await producer.send_and_wait(bridge_settings.trigger_topic, larger, partition=0),
+            await producer.send_and_wait(bridge_settings.trigger_topic, trigger_value(run_id=after_run), partition=0),
+        ]
+    finally:
+        await producer.stop()
+
+    async with running_bridge(bridge_settings) as bridge:
+        events = await run_events(bridge_settings, {binary_key_run, after_run})
+        dead = await read_records(
+            bridge_settings.kafka_bootstrap, bridge_settings.dlq_topic, until=lambda records: len(records) >= 2
+        )
+        await eventually(lambda: assert_all_committed(bridge_settings), timeout=30)
+    assert {event.state for event in events.values()} == {"success"}
+    assert bridge.outcomes == {Outcome.STARTED: 2, Outcome.INVALID: 2}
+    by_offset = {int(dict(record.headers)[SOURCE_OFFSET_HEADER]): record for record in dead}
+    assert by_offset.keys() == {sent[1].offset, sent[2].offset}
+    for offset in (sent[1].offset, sent[2].offset):
+        assert "more than the limit of 65536" in dict(by_offset[offset].headers)[ERROR_HEADER].decode()
+    assert by_offset[sent[1].offset].value == large, "the original value, untouched"
+    assert VALUE_OMITTED_HEADER not in dict(by_offset[sent[1].offset].headers)
+    # Over the DLQ producer's request limit: the value stays at its source coordinates, the DLQ says so.
+    assert by_offset[sent[2].offset].value == b""
+    assert int(dict(by_offset[sent[2].offset].headers)[VALUE_OMITTED_HEADER]) == len(larger)
+
+
+async def test_a_run_id_with_colons_round_trips_and_its_log_stays_under_the_logs_base(
+    run_dag: DagRunner, worker_settings: Settings, task_logs: Path
+) -> None:
+    run_id = unique("odd:run:id+~.") + ":"
+    result = await run_dag("one_task", run_id=run_id)
+
+    assert (result.state, result.run_id) == ("success", run_id)
+    workflow_id = dag_run_workflow_id("one_task", run_id)
+    assert parse_dag_run_workflow_id(workflow_id) == ("one_task", run_id)
+    log = task_logs / task_log_path("one_task", run_id, "only", -1, 1)
+    assert log.resolve().is_relative_to(task_logs.resolve()) and log.is_file()
+    shown = dagbridge(worker_settings, "logs", "one_task", run_id, "only")
+    assert shown.returncode == 0, shown.stderr
+    assert log.read_text() in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["one_task", "--run-id", "a/b"], "run_id: String should match"),
+        (["one_task", "--run-id", "café"], "run_id: String should match"),
+        (["one_task", "--run-id", "a..b"], "run_id: Value error, must not contain '..'"),
+        (["../one_task"], "dag_id: String should match"),
+        (["one_task", "--conf", '{"x": NaN}'], "conf: Value error, is not plain JSON"),
+        (["one_task", "--conf", '{"x": ' + "[" * 70 + "]" * 70 + "}"], "conf: Value error, is nested 71 levels deep"),
+    ],
+)
+def test_dagbridge_run_refuses_what_the_bridge_refuses_in_one_line(
+    worker_settings: Settings, args: list[str], reason: str
+) -> None:
+    refused = dagbridge(worker_settings, "run", *args)
+
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("dagbridge: invalid run: ") and reason in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
