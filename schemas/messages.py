@@ -128,7 +128,8 @@ class TriggerMessage(_Message):
     )
     conf: dict[str, Any] | None = Field(
         default=None,
-        description="The run's conf; at most 64 KiB as compact UTF-8 JSON unless the bridge is configured otherwise",
+        description="The run's conf: plain JSON (no NaN or Infinity), at most 64 levels deep and at most 64 KiB "
+        "as compact UTF-8 JSON unless the bridge is configured otherwise",
     )
     idempotency_key: IdempotencyKey | None = None
 
