@@ -1,4 +1,4 @@
-"""Bad input on the worker side: each ends in a clear error on the run it concerns, and nothing wedges."""
+"""Bad input: each ends in a clear error where its sender looks, nothing is lost, and nothing wedges."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from temporalio.client import WorkflowFailureError
 
@@ -20,6 +20,7 @@ from tests.bridge_fixtures import (
     committed_offsets,
     end_offsets,
     eventually,
+    produce,
     read_records,
     running_bridge,
     running_worker,
@@ -29,6 +30,7 @@ from tests.dags.bad_outputs import LOUD_BYTES
 from tests.harness import DagRunner
 from tests.held_runs import dagbridge
 from tests.history import activity_attempts
+from tests.servers import TansuBroker
 
 
 async def test_an_xcom_over_the_payload_limit_fails_its_try_once_and_a_stdout_flood_stays_on_disk(
@@ -139,6 +141,20 @@ async def assert_all_committed(settings: Settings) -> None:
     assert committed == await end_offsets(settings.kafka_bootstrap, settings.trigger_topic)
 
 
+async def commit_offset(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
+    """Move ``group``'s offset of ``tp`` to ``offset``, as ``kafka-consumer-groups --reset-offsets`` does,
+    by joining the group (Tansu refuses commits from outside it)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.subscribe([tp.topic])
+        while tp not in consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        await consumer.commit({tp: offset})
+    finally:
+        await consumer.stop()
+
+
 def trigger_value(dag_id: str = "bridge_noop", **fields: object) -> bytes:
     return json.dumps({"schema_version": 1, "dag_id": dag_id, **fields}).encode()
 
@@ -221,3 +237,58 @@ def test_dagbridge_run_refuses_what_the_bridge_refuses_in_one_line(
     assert refused.returncode == 2
     assert refused.stderr.startswith("dagbridge: invalid run: ") and reason in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+class _RawHeaderKey(str):
+    """A header key whose bytes are not UTF-8, as only a hand-made producer writes one (Kafka's protocol
+    says header keys are strings): aiokafka's pure-Python record builder takes the key's ``encode()``."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe"
+
+
+async def produce_with_raw_header_key(bootstrap: str, topic: str, value: bytes, partition: int) -> int:
+    """Offset of a record with a header key that is not UTF-8 (written with aiokafka's Python builder)."""
+    from aiokafka.producer import message_accumulator
+    from aiokafka.producer import producer as producer_module
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for module in (message_accumulator, producer_module):
+                patch.setattr(module, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy)
+            sent = await producer.send_and_wait(topic, value, headers=[(_RawHeaderKey("x"), b"y")], partition=partition)
+    finally:
+        await producer.stop()
+    return sent.offset
+
+
+async def test_a_record_the_kafka_client_cannot_decode_holds_only_its_partition(
+    bridge_settings: Settings, tansu: TansuBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = bridge_settings.trigger_topic
+    after, other = unique("after"), unique("other")
+    bad_offset = await produce_with_raw_header_key(tansu.bootstrap, topic, trigger_value(run_id=unique("bad")), 0)
+    await produce(tansu.bootstrap, topic, [trigger_value(run_id=after)], partition=0)
+    await produce(tansu.bootstrap, topic, [trigger_value(run_id=other)], partition=1)
+
+    async with running_bridge(bridge_settings) as bridge:
+        await run_events(bridge_settings, {other})
+        await eventually(
+            lambda: logged(caplog, f"{topic}[0]: a record at or after offset {bad_offset} cannot"), timeout=30
+        )
+    assert bridge.outcomes == {Outcome.STARTED: 1}
+    assert (await committed_offsets(tansu.bootstrap, bridge_settings.consumer_group, topic))[0] == bad_offset
+
+    # What the error line asks the operator to do: move the group's offset past the record.
+    await commit_offset(tansu.bootstrap, bridge_settings.consumer_group, TopicPartition(topic, 0), bad_offset + 1)
+    async with running_bridge(bridge_settings) as bridge:
+        await run_events(bridge_settings, {after})
+        await eventually(lambda: assert_all_committed(bridge_settings), timeout=30)
+    assert bridge.outcomes == {Outcome.STARTED: 1}
+
+
+async def logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    assert any(text in record.getMessage() for record in caplog.records), f"no log line with {text!r} yet"
