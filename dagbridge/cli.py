@@ -120,6 +120,7 @@ def _bridge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _trigger(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import MessageSizeTooLargeError
     from pydantic import ValidationError
 
     from dagbridge.terminal import send_trigger, trigger_message
@@ -137,7 +138,13 @@ def _trigger(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as err:
         print(f"the bridge would reject this trigger: {validation_reason(err)}", file=sys.stderr)
         return 2
-    sent = asyncio.run(send_trigger(settings, message))
+    try:
+        sent = asyncio.run(send_trigger(settings, message))
+    except MessageSizeTooLargeError as err:
+        # The producer's request limit (1 MiB) or the broker's message.max.bytes: a larger conf than
+        # DAGBRIDGE_MAX_CONF_BYTES allows, or a broker configured below it.
+        print(f"dagbridge: Kafka refused the trigger ({err})", file=sys.stderr)
+        return 2
     print(f"sent to {sent.topic}[{sent.partition}]@{sent.offset}: run {sent.run_id} (workflow {sent.workflow_id})")
     return 0
 
