@@ -292,4 +292,3 @@ async def test_a_record_the_kafka_client_cannot_decode_holds_only_its_partition(
 
 async def logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
     assert any(text in record.getMessage() for record in caplog.records), f"no log line with {text!r} yet"
-
