@@ -290,9 +290,9 @@ class TriggerBridge:
         """Fetch partition by partition after aiokafka could not decode a record batch, and pause the
         partitions it fails on: the others go on, and the bad one is retried now and then.
 
-        aiokafka raises for the whole fetch, without naming the partition:
-        a record that breaks the protocol (a header key that is not UTF-8) fails every fetch. Nothing
-        of such a partition is committed past the record; an operator moves the group's offset past it.
+        aiokafka raises for the whole fetch without naming the partition, and a record that breaks the
+        protocol (a header key that is not UTF-8) fails every fetch of it. Nothing of such a partition
+        is committed past the record; an operator moves the group's offset past it.
         """
         batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         for tp in sorted(self._consumer.assignment() - self._consumer.paused()):
