@@ -294,6 +294,7 @@ class TriggerBridge:
         protocol (a header key that is not UTF-8) fails every fetch of it. Nothing of such a partition
         is committed past the record; an operator moves the group's offset past it.
         """
+        await self._rewind_to_unseen()
         batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         for tp in sorted(self._consumer.assignment() - self._consumer.paused()):
             if max_records <= 0:
@@ -313,6 +314,22 @@ class TriggerBridge:
             batches.update(fetched)
             max_records -= sum(len(records) for records in fetched.values())
         return batches
+
+    async def _rewind_to_unseen(self) -> None:
+        """Seek every assigned partition to the first record the bridge has not been handed.
+
+        When one partition's batch fails to decode, aiokafka drops the records of the other partitions
+        it had taken from the same fetch for this call, with their positions already moved past them.
+        """
+        for tp in self._consumer.assignment():
+            tracked = self._partitions.get(tp)
+            offset = tracked.next_offset if tracked is not None else None
+            if offset is None:
+                offset = await self._consumer.committed(tp)
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)  # auto_offset_reset="earliest"
+            else:
+                self._consumer.seek(tp, offset)
 
     def _pause(self, everything: bool) -> None:
         """Pause every partition while a server is away, else those with records waiting for room,
