@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +70,40 @@ class DagLoader:
 
     @staticmethod
     def _parse(path: Path, mtime_ns: int) -> _ParsedFile:
-        from airflow.dag_processing.dagbag import DagBag
+        if threading.current_thread() is threading.main_thread():
+            # Airflow bounds the import itself here (core.dagbag_import_timeout, with SIGALRM).
+            return _parse_file(path, mtime_ns)
+        # SIGALRM cannot reach another thread, so Airflow's bound does not apply: a file that never
+        # finishes importing would hold the loader's lock, and so every DAG load, for good. The import
+        # runs in a thread of its own instead, awaited as long as Airflow would allow; one that does not
+        # return is left running (a thread cannot be stopped) and the file is an import error until it
+        # changes.
+        from airflow.settings import get_dagbag_import_timeout
 
-        bag = DagBag(dag_folder=str(path), safe_mode=False)
-        error = next(iter(bag.import_errors.values()), None)
-        return _ParsedFile(mtime_ns=mtime_ns, dags=dict(bag.dags), import_error=error)
+        timeout = get_dagbag_import_timeout(str(path))
+        parsed: Future[_ParsedFile] = Future()
+
+        def parse() -> None:
+            try:
+                parsed.set_result(_parse_file(path, mtime_ns))
+            except BaseException as err:
+                parsed.set_exception(err)
+
+        # A daemon thread: a worker must be able to exit while an import hangs.
+        threading.Thread(target=parse, name=f"dag-import:{path.name}", daemon=True).start()
+        try:
+            return parsed.result(timeout if timeout > 0 else None)
+        except FutureTimeout:
+            return _ParsedFile(
+                mtime_ns=mtime_ns,
+                import_error=f"DagBag import timeout for {path} after {timeout}s: its import did not return "
+                "(core.dagbag_import_timeout)",
+            )
+
+
+def _parse_file(path: Path, mtime_ns: int) -> _ParsedFile:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(path), safe_mode=False)
+    error = next(iter(bag.import_errors.values()), None)
+    return _ParsedFile(mtime_ns=mtime_ns, dags=dict(bag.dags), import_error=error)

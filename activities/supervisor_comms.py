@@ -10,6 +10,7 @@ other workflows, so they go to Temporal.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from airflow.sdk.execution_time import comms
 
 from activities.asset_inlets import ConsumedAssetEvents
 from schemas.ids import TryId, dag_run_workflow_id
-from schemas.runs import RunTaskInstance, TaskTryRequest, XComEntry
+from schemas.runs import MAX_TRY_XCOM_BYTES, RunTaskInstance, TaskTryRequest, XComEntry
 
 if TYPE_CHECKING:
     from activities.dag_run_triggers import DagRunTriggers
@@ -28,6 +29,10 @@ _IGNORED = (comms.MaskSecret, comms.SetRenderedFields, comms.ResendLoggingFD)
 
 class UnsupportedTaskRequest(RuntimeError):
     """The task asked for something dagbridge does not provide to tasks."""
+
+
+class XComTooLarge(ValueError):
+    """A try pushed more XCom data than its activity's result can carry to Temporal."""
 
 
 class InMemorySupervisorComms:
@@ -171,9 +176,20 @@ class InMemorySupervisorComms:
         return self._dag_runs.state(msg)
 
     def _on_SetXCom(self, msg: comms.SetXCom) -> None:
-        self.pushed[msg.key] = XComEntry(
-            task_id=msg.task_id, map_index=self._request.map_index, key=msg.key, value=msg.value
-        )
+        """Keep a pushed XCom; raises ``XComTooLarge`` past ``MAX_TRY_XCOM_BYTES``, which fails the try
+        (Airflow's runner handles it as any error of the task: retries apply)."""
+        pushed = {
+            **self.pushed,
+            msg.key: XComEntry(task_id=msg.task_id, map_index=self._request.map_index, key=msg.key, value=msg.value),
+        }
+        size = sum(len(json.dumps(entry.value, ensure_ascii=False, default=str).encode()) for entry in pushed.values())
+        if size > MAX_TRY_XCOM_BYTES:
+            raise XComTooLarge(
+                f"XCom {msg.key!r} of task {msg.task_id!r} brings this try's XComs to {size} bytes as JSON, "
+                f"more than the {MAX_TRY_XCOM_BYTES} a try may push (Temporal carries them and refuses payloads "
+                "over 2 MiB): push where the data lives (a file, an object-store path) instead of the data"
+            )
+        self.pushed = pushed
         if msg.mapped_length is not None:
             self.mapped_length = msg.mapped_length
 

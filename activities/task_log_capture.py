@@ -55,6 +55,13 @@ def output_to(path: Path, header: str) -> Iterator[None]:
             os.close(fd)
 
 
+def error_message(error: BaseException) -> str:
+    """``str(error)``, cut to ``TRACEBACK_CHARS``: an exception may carry any amount of text, and the
+    try's result (a Temporal payload) and event (a Kafka record) must stay small."""
+    message = str(error)
+    return message if len(message) <= TRACEBACK_CHARS else f"{message[: TRACEBACK_CHARS - 3]}..."
+
+
 def traceback_tail(error: BaseException) -> str:
     """The last lines of ``error``'s traceback, bounded in size for a Kafka event."""
     lines = "".join(traceback.format_exception(error)).rstrip("\n").splitlines()

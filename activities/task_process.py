@@ -31,7 +31,7 @@ from activities.dag_loader import DagLoader
 from activities.dag_run_triggers import DagRunTriggers
 from activities.run_data import running_dag_run
 from activities.supervisor_comms import InMemorySupervisorComms
-from activities.task_log_capture import output_to, traceback_tail, write_streams_through
+from activities.task_log_capture import error_message, output_to, traceback_tail, write_streams_through
 from airflow_adapter.task_runtime import CallbackFailureLog, runtime_task_instance
 from schemas.runs import Deferral, TaskError, TaskState, TaskTryRequest, TaskTryResult
 from schemas.settings import Settings
@@ -209,7 +209,7 @@ def _run_task_try(request: TaskTryRequest) -> TaskTryResult:
         start_date=start_date,
         end_date=end_date,
         error=(
-            TaskError(type=type(error).__name__, message=str(error), traceback=traceback_tail(error))
+            TaskError(type=type(error).__name__, message=error_message(error), traceback=traceback_tail(error))
             if error is not None
             else None
         ),

@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CorruptRecordException, KafkaError
 from aiokafka.structs import ConsumerRecord
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -67,6 +67,11 @@ REVOKE_DRAIN_SECONDS = 10.0
 # A DLQ record is the original record plus a few small headers; the producer's default
 # 1 MiB request limit would refuse an original that was close to the broker's limit.
 DLQ_MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# A partition holding a record the Kafka client cannot decode is fetched again this often.
+UNDECODABLE_RETRY_SECONDS = 60.0
+# What aiokafka raises for a record batch it cannot decode: its C record reader lets a header key
+# that is not UTF-8 out as UnicodeDecodeError, its Python one wraps it in CorruptRecordException.
+UNDECODABLE_RECORD_ERRORS = (CorruptRecordException, UnicodeDecodeError)
 # With topic patterns, how soon a new topic that matches is noticed (aiokafka's default: 5 min).
 PATTERN_METADATA_MAX_AGE_MS = 30_000
 
@@ -141,6 +146,8 @@ class TriggerBridge:
         self._in_flight: dict[asyncio.Task[None], TopicPartition] = {}
         self._failure: BaseException | None = None
         self._backing_off = 0
+        # Partitions holding a record aiokafka cannot decode, paused until the monotonic time given.
+        self._undecodable: dict[TopicPartition, float] = {}
         self._wake = asyncio.Event()
         self._last_commit = time.monotonic()
         self.outcomes: Counter[Outcome] = Counter()
@@ -297,16 +304,71 @@ class TriggerBridge:
                     self._dispatch(await self._consumer.getmany(timeout_ms=0))
                     last_poll = time.monotonic()
             else:
-                self._dispatch(await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=free))
+                try:
+                    batches = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=free)
+                except UNDECODABLE_RECORD_ERRORS:
+                    batches = await self._fetch_around_undecodable(free)
+                self._dispatch(batches)
                 last_poll = time.monotonic()
             if time.monotonic() - self._last_commit >= self._settings.commit_interval_seconds:
                 await self._commit()
                 await self._lag.update(self._consumer, Counter(self._in_flight.values()))
 
+    async def _fetch_around_undecodable(
+        self, max_records: int
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """Fetch partition by partition after aiokafka could not decode a record batch, and pause the
+        partitions it fails on: the others go on, and the bad one is retried now and then.
+
+        aiokafka raises for the whole fetch without naming the partition, and a record that breaks the
+        protocol (a header key that is not UTF-8) fails every fetch of it. Nothing of such a partition
+        is committed past the record; an operator moves the group's offset past it.
+        """
+        await self._rewind_to_unseen()
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp in sorted(self._consumer.assignment() - self._consumer.paused()):
+            if max_records <= 0:
+                break
+            try:
+                # Not 0: the failed fetch was dropped, and only a fetch again shows which partition holds it.
+                fetched = await self._consumer.getmany(tp, timeout_ms=POLL_TIMEOUT_MS, max_records=max_records)
+            except UNDECODABLE_RECORD_ERRORS as err:
+                self._undecodable[tp] = time.monotonic() + UNDECODABLE_RETRY_SECONDS
+                position = await self._consumer.position(tp)
+                log.error(
+                    "%s[%d]: a record at or after offset %d cannot be decoded by the Kafka client (%s: %s); this "
+                    "partition waits (fetched again every %.0f s) until the group's offset is moved past it",
+                    tp.topic, tp.partition, position, type(err).__name__, err, UNDECODABLE_RETRY_SECONDS,
+                )  # fmt: skip
+                continue
+            batches.update(fetched)
+            max_records -= sum(len(records) for records in fetched.values())
+        return batches
+
+    async def _rewind_to_unseen(self) -> None:
+        """Seek every assigned partition to the first record the bridge has not been handed.
+
+        When one partition's batch fails to decode, aiokafka drops the records of the other partitions
+        it had taken from the same fetch for this call, with their positions already moved past them.
+        """
+        for tp in self._consumer.assignment():
+            tracked = self._partitions.get(tp)
+            offset = tracked.next_offset if tracked is not None else None
+            if offset is None:
+                offset = await self._consumer.committed(tp)
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)  # auto_offset_reset="earliest"
+            else:
+                self._consumer.seek(tp, offset)
+
     def _pause(self, everything: bool) -> None:
-        """Pause every partition while a server is away, else those with records waiting for room."""
+        """Pause every partition while a server is away, else those with records waiting for room,
+        and those holding a record that cannot be decoded until they are tried again."""
         assigned = self._consumer.assignment()
+        now = time.monotonic()
+        self._undecodable = {tp: until for tp, until in self._undecodable.items() if until > now and tp in assigned}
         wanted = set(assigned) if everything else set(self._flow.waiting_partitions) & assigned
+        wanted |= self._undecodable.keys()
         paused = self._consumer.paused()
         if wanted - paused:
             self._consumer.pause(*(wanted - paused))

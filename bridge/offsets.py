@@ -22,11 +22,18 @@ class PartitionOffsets:
         self._done: set[int] = set()
         self._finished_up_to: int | None = None
         self._committed: int | None = None
+        self._next: int | None = None
 
     def add(self, offset: int) -> None:
         if self._pending and offset <= self._pending[-1]:
             raise ValueError(f"offset {offset} fetched after {self._pending[-1]}")
         self._pending.append(offset)
+        self._next = offset + 1
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset after the last record fetched; None before the first."""
+        return self._next
 
     def done(self, offset: int) -> None:
         self._done.add(offset)

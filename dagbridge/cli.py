@@ -125,6 +125,7 @@ def _bridge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _trigger(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import MessageSizeTooLargeError
     from pydantic import ValidationError
 
     from dagbridge.terminal import send_trigger, trigger_message
@@ -142,7 +143,13 @@ def _trigger(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as err:
         print(f"the bridge would reject this trigger: {validation_reason(err)}", file=sys.stderr)
         return 2
-    sent = asyncio.run(send_trigger(settings, message))
+    try:
+        sent = asyncio.run(send_trigger(settings, message))
+    except MessageSizeTooLargeError as err:
+        # The producer's request limit (1 MiB) or the broker's message.max.bytes: a larger conf than
+        # DAGBRIDGE_MAX_CONF_BYTES allows, or a broker configured below it.
+        print(f"dagbridge: Kafka refused the trigger ({err})", file=sys.stderr)
+        return 2
     print(f"sent to {sent.topic}[{sent.partition}]@{sent.offset}: run {sent.run_id} (workflow {sent.workflow_id})")
     return 0
 
@@ -189,18 +196,33 @@ def run_result_json(result: DagRunResult) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
     from temporalio.client import WorkflowFailureError
 
     from dagbridge.run_views import result_or_stuck_notice
+    from dagbridge.terminal import trigger_message
     from infra.temporal import connect, run_options, start_dag_run
+    from schemas.messages import validation_reason
 
     now = datetime.now(tz=UTC)
-    logical_date = args.logical_date or now
+    try:
+        # The rules of a trigger message (Airflow's ID rules, plain bounded JSON conf) hold here too.
+        message = trigger_message(
+            args.dag_id,
+            conf=args.conf,
+            run_id=args.run_id or f"manual__{now.isoformat()}",
+            logical_date=args.logical_date or now,
+            max_conf_bytes=settings.max_conf_bytes,
+        )
+    except ValidationError as err:
+        print(f"dagbridge: invalid run: {validation_reason(err)}", file=sys.stderr)
+        return 2
+    assert message.run_id is not None  # given above
     request = DagRunRequest(
-        dag_id=args.dag_id,
-        run_id=args.run_id or f"manual__{now.isoformat()}",
-        logical_date=logical_date,
-        conf=args.conf or {},
+        dag_id=message.dag_id,
+        run_id=message.run_id,
+        logical_date=message.logical_date,
+        conf=message.conf or {},
         options=run_options(settings),
     )
 

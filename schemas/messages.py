@@ -41,6 +41,10 @@ from schemas.runs import (
 
 SCHEMA_VERSION: Literal[1] = 1
 DEFAULT_MAX_CONF_BYTES = 64 * 1024
+# A conf travels inside several payloads (the run's input, each try's input), and the JSON parser of
+# the Temporal payload converter stops at 200 levels in all: a deeper conf would be accepted here and
+# then be unreadable once inside a try's input. Real confs are a few levels deep.
+MAX_CONF_DEPTH = 64
 MAX_ID_LENGTH = 250  # Airflow's ID_LEN: the width of dag_id and run_id columns
 KAFKA_RUN_ID_PREFIX = "kafka__"
 # A DLQ header must stay small whatever the input was.
@@ -124,7 +128,8 @@ class TriggerMessage(_Message):
     )
     conf: dict[str, Any] | None = Field(
         default=None,
-        description="The run's conf; at most 64 KiB as compact UTF-8 JSON unless the bridge is configured otherwise",
+        description="The run's conf: plain JSON (no NaN or Infinity), at most 64 levels deep and at most 64 KiB "
+        "as compact UTF-8 JSON unless the bridge is configured otherwise",
     )
     idempotency_key: IdempotencyKey | None = None
 
@@ -145,7 +150,11 @@ class TriggerMessage(_Message):
 
 
 def bounded_conf(conf: dict[str, Any], limit: int) -> dict[str, Any]:
-    """``conf`` unchanged; raises ``ValueError`` if it is not plain JSON or larger than ``limit`` bytes."""
+    """``conf`` unchanged; raises ``ValueError`` if it is not plain JSON, nested deeper than
+    ``MAX_CONF_DEPTH`` or larger than ``limit`` bytes."""
+    depth = _nesting_depth(conf)
+    if depth > MAX_CONF_DEPTH:
+        raise ValueError(f"is nested {depth} levels deep, more than the limit of {MAX_CONF_DEPTH}")
     # Pydantic's JSON parser takes NaN and Infinity, which are not JSON and which other
     # consumers of the conf could not read back.
     try:
@@ -155,6 +164,18 @@ def bounded_conf(conf: dict[str, Any], limit: int) -> dict[str, Any]:
     if len(encoded) > limit:
         raise ValueError(f"is {len(encoded)} bytes as JSON, more than the limit of {limit}")
     return conf
+
+
+def _nesting_depth(value: Any) -> int:
+    """Levels of objects and arrays in a JSON value (1 for a flat object), without recursion."""
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, at = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            depth = max(depth, at)
+            level.extend((child, at + 1) for child in children)
+    return depth
 
 
 class InvalidTrigger(ValueError):

@@ -152,6 +152,12 @@ class DagRunRequest(_Payload):
         return f"{self.run_type.value} run {self.run_id} of DAG {self.dag_id}"
 
 
+# What one task try may push in XComs, in total, as JSON. Everything a try reports travels back in
+# its activity's result, and Temporal refuses a payload over 2 MiB (its default blob size limit):
+# such a result would fail the activity again on every retry. Half of that leaves room for the rest.
+MAX_TRY_XCOM_BYTES = 1024 * 1024
+
+
 class XComEntry(_Payload):
     task_id: str
     map_index: int = -1

@@ -50,6 +50,21 @@ BAD_TRIGGERS: list[tuple[str, bytes | None, str]] = [
         "conf: Value error, is not plain JSON",
     ),
     (
+        "conf with Infinity",
+        b'{"schema_version": 1, "dag_id": "etl", "conf": {"x": [Infinity, -Infinity]}}',
+        "conf: Value error, is not plain JSON",
+    ),
+    (
+        "conf nested too deep",
+        b'{"schema_version": 1, "dag_id": "etl", "conf": {"x": ' + b"[" * 80 + b"]" * 80 + b"}}",
+        "conf: Value error, is nested 81 levels deep, more than the limit of 64",
+    ),
+    (
+        "conf nested past the JSON parser's limit",
+        b'{"schema_version": 1, "dag_id": "etl", "conf": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        "Invalid JSON: recursion limit exceeded",
+    ),
+    (
         "unknown field",
         b'{"schema_version": 1, "dag_id": "etl", "config": {}}',
         "config: Extra inputs are not permitted",

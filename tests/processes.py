@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from schemas.settings import Settings
@@ -24,11 +25,14 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``dagbridge worker`` in its own process group, so a kill takes its task processes too."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, *, command: str = "worker", env: Mapping[str, str] | None = None
+    ) -> None:
+        """``dagbridge <command>`` (``worker`` or ``bridge``) configured by ``settings``, plus ``env``."""
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dagbridge.cli", "worker"],
-            env={**os.environ, **settings_environment(settings)},
+            [sys.executable, "-m", "dagbridge.cli", command],
+            env={**os.environ, **settings_environment(settings), **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

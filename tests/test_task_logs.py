@@ -15,6 +15,7 @@ from activities.task_log_capture import TRACEBACK_CHARS, TRACEBACK_LINES, traceb
 from infra.task_logs import TaskLogStore
 from schemas.runs import RunOptions
 from schemas.settings import Settings
+from tests import object_store
 from tests.harness import DagRunner
 from tests.held_runs import DAG_ID, RUN_TIMEOUT, dagbridge, log_of, start_held, wait_for_file
 from tests.processes import WorkerProcess, settings_environment
@@ -117,46 +118,8 @@ async def test_a_killed_workers_try_keeps_its_partial_log(
 @pytest.fixture(scope="module")
 def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A local S3 (moto_server) and the environment that points AWS clients at it."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", LOOPBACK, "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    environment = {
-        "AWS_ENDPOINT_URL": f"http://{LOOPBACK}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    try:
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=environment["AWS_ENDPOINT_URL"],
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        deadline = 100
-        while True:
-            try:
-                client.create_bucket(Bucket="task-logs")
-                break
-            except Exception:
-                deadline -= 1
-                if deadline == 0 or server.poll() is not None:
-                    raise
-                import time
-
-                time.sleep(0.1)
+    with object_store.moto_s3(tmp_path_factory.mktemp("moto"), "task-logs") as environment:
         yield environment
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 async def test_logs_land_in_s3(
