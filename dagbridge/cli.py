@@ -115,6 +115,7 @@ def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     from dagbridge.asset_watchers import served_watchers
 
     configure_logging(settings)
+    _quiet_airflow()  # again: importing Airflow set its loggers' level back to INFO
     watchers = served_watchers(settings)
     # Before the bridge connects: its Temporal client then reports the SDK's metrics too.
     metrics_server = serve_metrics(settings)
@@ -472,6 +473,7 @@ def _range_command(args: argparse.Namespace, settings: Settings, what: str) -> i
     from dagbridge.asset_watchers import served_watchers  # imports Airflow, which replaces the logging set-up
 
     configure_logging(settings)
+    _quiet_airflow()  # again: importing Airflow set its loggers' level back to INFO
     watchers = served_watchers(settings)
 
     async def main() -> Any:
@@ -665,6 +667,11 @@ def _not_a_bootstrap_failure(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("Unable connect to")
 
 
+def _quiet_airflow() -> None:
+    """Airflow's notes on reading its config and the dags folder are not what a command reports."""
+    logging.getLogger("airflow").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     overrides = {
@@ -685,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         # The command reports a broker it cannot reach as its one error line; aiokafka's own
         # log of the same failed bootstrap would be a second one.
         logging.getLogger("aiokafka").addFilter(_not_a_bootstrap_failure)
+        _quiet_airflow()
     try:
         return args.handler(args, settings)
     except ServerUnreachable as err:

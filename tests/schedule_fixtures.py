@@ -7,6 +7,8 @@ half second, on its own task queue, so tests never see each other's schedules.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -84,7 +86,17 @@ def write_dag(
 
 
 def load_dag(path: Path, dag_id: str) -> Any:
-    bag = DagBag(dag_folder=str(path), safe_mode=False)
+    """Airflow's own DAG object from the file at ``path``, imported from a private copy.
+
+    A worker of the test may be importing the same file at this moment. Two DagBags of one process
+    importing one file at once race on its module in ``sys.modules`` (Airflow names the module after
+    the file's path), which can leave one of them with no DAG and no import error; a copy under
+    another path is another module.
+    """
+    with tempfile.TemporaryDirectory(prefix="dagbridge-oracle-") as folder:
+        copy = Path(folder) / path.name
+        shutil.copyfile(path, copy)
+        bag = DagBag(dag_folder=str(copy), safe_mode=False)
     assert not bag.import_errors, bag.import_errors
     return bag.dags[dag_id]
 
